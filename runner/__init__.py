@@ -1,0 +1,3 @@
+"""changeclothes-runner: a batch runner for Tencent Cloud's ChangeClothes API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,310 @@
+"""The error table of DESIGN.md, as data, and the exceptions built from it.
+
+Everything that needs to know what an error code means (the client, the scheduler, the fake
+server, reports) reads `ERROR_TABLE` through `rule_for`; no other module lists codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    THROTTLE = "throttle"  # not the job's fault: account-wide backoff, no attempt charged
+    CLOCK = "clock"  # our clock is off: re-sign with the server's time, retry once
+    TRANSIENT = "transient"  # charge an attempt, retry later
+    BAD_ROW = "bad_row"  # the row itself is wrong: fail the job at once
+    HALT = "halt"  # every further call would fail the same way: stop the run
+    WAIT = "wait"  # service still being activated: long backoff, then halt
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    code: str
+    error_class: ErrorClass
+    message: str  # the vendor's description, used by the fake server and in reports
+    advice: str = ""  # what a user should do, for halting codes
+    prefix: bool = False  # also matches `code.<anything>`
+
+
+T, C, R, B, H, W = (
+    ErrorClass.THROTTLE,
+    ErrorClass.CLOCK,
+    ErrorClass.TRANSIENT,
+    ErrorClass.BAD_ROW,
+    ErrorClass.HALT,
+    ErrorClass.WAIT,
+)
+
+# Codes the client makes up for failures that never reached a Tencent error body.
+TIMEOUT = "ClientError.Timeout"
+CONNECTION = "ClientError.ConnectionError"
+BAD_RESPONSE = "ClientError.BadResponse"
+HTTP_STATUS = "ClientError.HttpStatus"
+
+_BILLING = "Check billing and the service status in the Tencent Cloud console, then rerun."
+
+ERROR_TABLE: tuple[ErrorRule, ...] = (
+    # throttle
+    ErrorRule("RequestLimitExceeded", T, "Too frequent requests", prefix=True),
+    ErrorRule(
+        "RequestLimitExceeded.JobNumExceed",
+        T,
+        "Too many tasks are being processed simultaneously. Please try again later.",
+    ),
+    # clock
+    ErrorRule("AuthFailure.SignatureExpire", C, "Signature expired. Timestamp is too far off."),
+    # transient
+    ErrorRule(
+        "FailedOperation.GenerateImageFailed",
+        R,
+        "The generated image failed the review. Please try again.",
+    ),
+    ErrorRule("FailedOperation.InnerError", R, "Internal service error. Please try again."),
+    ErrorRule("FailedOperation.RequestTimeout", R, "The backend service timed out."),
+    ErrorRule(
+        "FailedOperation.RpcFail",
+        R,
+        "RPC request failed, typically due to algorithm service malfunction.",
+    ),
+    ErrorRule("FailedOperation.ServerError", R, "Internal service error."),
+    ErrorRule("FailedOperation.Unknown", R, "Unknown error."),
+    ErrorRule("FailedOperation.ImageDownloadError", R, "Image download error."),
+    ErrorRule("InternalError", R, "Internal error.", prefix=True),
+    ErrorRule("ServiceUnavailable", R, "Service is unavailable now.", prefix=True),
+    ErrorRule(TIMEOUT, R, "The request timed out before the service answered."),
+    ErrorRule(CONNECTION, R, "The connection to the service failed."),
+    ErrorRule(BAD_RESPONSE, R, "The service answered with a body that is not an API response."),
+    ErrorRule(HTTP_STATUS, R, "The service answered with an HTTP error status."),
+    # bad row
+    ErrorRule("FailedOperation.ImageDecodeFailed", B, "Image decoding failed."),
+    ErrorRule(
+        "FailedOperation.ImageResolutionExceed",
+        B,
+        "The image resolution is too high, which exceeds 2000×2000.",
+    ),
+    ErrorRule(
+        "FailedOperation.ImageSizeExceed",
+        B,
+        "The size of the image after base64 encoding cannot exceed 10 MB.",
+    ),
+    ErrorRule(
+        "FailedOperation.RequestEntityTooLarge",
+        B,
+        "The entire request body (usually images) is too large .",
+    ),
+    ErrorRule("InvalidParameter", B, "Invalid parameters.", prefix=True),
+    ErrorRule("InvalidParameter.InvalidParameter", B, "Invalid parameters."),
+    ErrorRule("InvalidParameterValue", B, "Parameter or value is invalid.", prefix=True),
+    ErrorRule("InvalidParameterValue.ImageEmpty", B, "No image is input."),
+    ErrorRule("InvalidParameterValue.ParameterValueError", B, "Parameter or value is invalid."),
+    ErrorRule(
+        "InvalidParameterValue.StyleConflict", B, "1xx styles cannot be used with other styles."
+    ),
+    ErrorRule(
+        "InvalidParameterValue.TextLengthExceed",
+        B,
+        "The input text is too long. Use a shorter one and try again.",
+    ),
+    ErrorRule("InvalidParameterValue.UrlIllegal", B, "The URL format is invalid."),
+    ErrorRule("InvalidParameterValue.LogoParamErr", B, "The logo parameters are invalid."),
+    ErrorRule("MissingParameter", B, "A required parameter is missing.", prefix=True),
+    ErrorRule("UnknownParameter", B, "An unknown parameter was sent.", prefix=True),
+    ErrorRule("RequestSizeLimitExceeded", B, "The request body is too large.", prefix=True),
+    ErrorRule("OperationDenied", B, "The operation was denied.", prefix=True),
+    ErrorRule(
+        "OperationDenied.ImageIllegalDetected",
+        B,
+        "The image failed the review because it contains illegal information.",
+    ),
+    ErrorRule(
+        "OperationDenied.TextIllegalDetected",
+        B,
+        "The text failed the review because it contains illegal information.",
+    ),
+    # halt
+    ErrorRule(
+        "AuthFailure",
+        H,
+        "Authentication failed.",
+        "Check TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (or the profile file) "
+        "and the key's permissions in CAM, then rerun.",
+        prefix=True,
+    ),
+    ErrorRule(
+        "AuthFailure.SignatureFailure",
+        H,
+        "The provided credentials could not be validated. Please check your signature.",
+        "The SecretKey does not match the SecretId: check TENCENTCLOUD_SECRET_KEY, then rerun.",
+    ),
+    ErrorRule(
+        "AuthFailure.SecretIdNotFound",
+        H,
+        "The SecretId is not found, please ensure that your SecretId is correct.",
+        "The SecretId is unknown or deleted: check TENCENTCLOUD_SECRET_ID, then rerun.",
+    ),
+    ErrorRule(
+        "AuthFailure.UnauthorizedOperation",
+        H,
+        "You have no permission to perform this operation.",
+        "Grant this key the aiart:ChangeClothes permission in CAM, then rerun.",
+    ),
+    ErrorRule(
+        "AuthFailure.TokenFailure",
+        H,
+        "Token verification failed.",
+        "The temporary token is invalid or expired: refresh TENCENTCLOUD_SESSION_TOKEN.",
+    ),
+    ErrorRule(
+        "ResourceUnavailable.InArrears",
+        H,
+        "The account is in arrears.",
+        "The account is in arrears: top it up in the Tencent Cloud console, then rerun.",
+    ),
+    ErrorRule(
+        "ResourceUnavailable.LowBalance",
+        H,
+        "Insufficient balance.",
+        "The balance is too low: top up the account, then rerun.",
+    ),
+    ErrorRule(
+        "ResourceUnavailable.NotExist",
+        H,
+        "The billing status is unknown. Check whether the service has been activated.",
+        "Activate the AI art service in the Tencent Cloud console, then rerun.",
+    ),
+    ErrorRule(
+        "ResourceUnavailable.StopUsing",
+        H,
+        "Services for the account has been stopped.",
+        "The service is stopped for this account: " + _BILLING,
+    ),
+    ErrorRule(
+        "ResourcesSoldOut.ChargeStatusException",
+        H,
+        "The billing status is abnormal.",
+        "The billing status is abnormal: " + _BILLING,
+    ),
+    ErrorRule(
+        "LimitExceeded",
+        H,
+        "The quota is exceeded.",
+        "The account's quota is used up: raise it or wait for it to renew, then rerun.",
+        prefix=True,
+    ),
+    ErrorRule(
+        "UnsupportedRegion",
+        H,
+        "The region is not supported.",
+        "Pick a region ChangeClothes runs in (--region, e.g. ap-singapore), then rerun.",
+    ),
+    ErrorRule(
+        "InvalidAction",
+        H,
+        "The API does not exist.",
+        "The endpoint does not offer ChangeClothes: check --endpoint.",
+    ),
+    ErrorRule(
+        "NoSuchVersion",
+        H,
+        "The API version does not exist.",
+        "The endpoint does not offer version 2022-12-29: check --endpoint.",
+    ),
+    ErrorRule(
+        "UnauthorizedOperation",
+        H,
+        "Unauthorized operation.",
+        "Grant this key the aiart:ChangeClothes permission in CAM, then rerun.",
+        prefix=True,
+    ),
+    # wait
+    ErrorRule(
+        "ResourceUnavailable.Delivering",
+        W,
+        "The resource is being delivered.",
+        "The service is still being activated: wait a few minutes, then rerun.",
+    ),
+)
+
+_EXACT = {rule.code: rule for rule in ERROR_TABLE}
+_PREFIXES = sorted((r for r in ERROR_TABLE if r.prefix), key=lambda r: -len(r.code))
+_UNKNOWN = ErrorRule("", R, "Unknown error code.")
+
+
+def rule_for(code: str) -> ErrorRule:
+    """The rule for a code: exact match, else the longest family prefix, else transient."""
+    if code in _EXACT:
+        return _EXACT[code]
+    for rule in _PREFIXES:
+        if code.startswith(rule.code + "."):
+            return rule
+    return _UNKNOWN
+
+
+def classify(code: str) -> ErrorClass:
+    return rule_for(code).error_class
+
+
+class ApiError(Exception):
+    """An error answer (or a failure to get one) from the ChangeClothes API.
+
+    Catch a subclass to act on a class of the DESIGN.md table; `code` keeps the exact code.
+    """
+
+    error_class: ErrorClass = ErrorClass.TRANSIENT
+
+    def __init__(
+        self, code: str, message: str, request_id: str = "", http_status: int | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.http_status = http_status
+
+    @property
+    def advice(self) -> str:
+        return rule_for(self.code).advice
+
+    @classmethod
+    def from_code(
+        cls, code: str, message: str, request_id: str = "", http_status: int | None = None
+    ) -> ApiError:
+        """Build the exception of the class the error table gives `code`."""
+        subclass = _BY_CLASS[classify(code)]
+        return subclass(code, message, request_id, http_status)
+
+
+class ThrottledError(ApiError):
+    error_class = ErrorClass.THROTTLE
+
+
+class ClockSkewError(ApiError):
+    error_class = ErrorClass.CLOCK
+
+
+class TransientError(ApiError):
+    error_class = ErrorClass.TRANSIENT
+
+
+class BadRowError(ApiError):
+    error_class = ErrorClass.BAD_ROW
+
+
+class HaltError(ApiError):
+    error_class = ErrorClass.HALT
+
+
+class ServiceActivatingError(ApiError):
+    error_class = ErrorClass.WAIT
+
+
+_BY_CLASS: dict[ErrorClass, type[ApiError]] = {
+    ErrorClass.THROTTLE: ThrottledError,
+    ErrorClass.CLOCK: ClockSkewError,
+    ErrorClass.TRANSIENT: TransientError,
+    ErrorClass.BAD_ROW: BadRowError,
+    ErrorClass.HALT: HaltError,
+    ErrorClass.WAIT: ServiceActivatingError,
+}

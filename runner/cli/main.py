@@ -1,0 +1,71 @@
+"""The command group, its settings file, and the registry of subcommands."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_CONFIG = "changeclothes.toml"
+
+
+def _default_map(config_path: Path, commands: list[str]) -> dict[str, Any]:
+    """Top-level keys apply to every command; a `[command]` table overrides them for it."""
+    with config_path.open("rb") as fh:
+        data = tomllib.load(fh)
+    flat = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
+    result: dict[str, Any] = {}
+    for name in commands:
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            section = {}
+        result[name] = {**flat, **{k.replace("-", "_"): v for k, v in section.items()}}
+    return result
+
+
+class _Group(click.Group):
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        # The settings file must be read before subcommand options are parsed, so peek at
+        # --config here rather than in the group callback.
+        config = Path(DEFAULT_CONFIG)
+        explicit = False
+        for i, arg in enumerate(args):
+            if arg == "--config" and i + 1 < len(args):
+                config, explicit = Path(args[i + 1]), True
+            elif arg.startswith("--config="):
+                config, explicit = Path(arg.split("=", 1)[1]), True
+            elif not arg.startswith("-"):
+                break
+        if explicit and not config.is_file():
+            raise click.UsageError(f"settings file {config} does not exist")
+        if config.is_file():
+            try:
+                extra.setdefault("default_map", _default_map(config, list(self.commands)))
+            except tomllib.TOMLDecodeError as exc:
+                raise click.UsageError(f"settings file {config} is not valid TOML: {exc}") from exc
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help=f"TOML settings file (default: ./{DEFAULT_CONFIG} if present). "
+    "Top-level keys apply to every command, a [command] table to that command.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="changeclothes-runner")
+def cli(config: str | None, verbose: int) -> None:
+    """Batch runner for Tencent Cloud's ChangeClothes (virtual try-on) API.
+
+    Submit a CSV/JSONL manifest of model/garment pairs, run the queue within the account's
+    concurrency limit, and collect every result image on disk. Reruns resume where a crash
+    or an interrupt stopped, without paying twice.
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
