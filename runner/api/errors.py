@@ -257,11 +257,14 @@ class ApiError(Exception):
     def __init__(
         self, code: str, message: str, request_id: str = "", http_status: int | None = None
     ) -> None:
-        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        super().__init__(
+            f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else "")
+        )
         self.code = code
         self.message = message
         self.request_id = request_id
         self.http_status = http_status
+        self.server_date: str | None = None  # the answer's Date header, for clock errors
 
     @property
     def advice(self) -> str:

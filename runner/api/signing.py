@@ -36,9 +36,7 @@ def string_to_sign(
     host: str, body: bytes, timestamp: int, service: str, content_type: str = JSON_CONTENT_TYPE
 ) -> str:
     scope = f"{utc_date(timestamp)}/{service}/tc3_request"
-    digest = hashlib.sha256(
-        canonical_request(host, body, content_type).encode("utf-8")
-    ).hexdigest()
+    digest = hashlib.sha256(canonical_request(host, body, content_type).encode("utf-8")).hexdigest()
     return "\n".join([ALGORITHM, str(timestamp), scope, digest])
 
 

@@ -28,7 +28,11 @@ def _default_map(config_path: Path, commands: list[str]) -> dict[str, Any]:
 
 class _Group(click.Group):
     def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
     ) -> click.Context:
         # The settings file must be read before subcommand options are parsed, so peek at
         # --config here rather than in the group callback.
@@ -68,4 +72,6 @@ def cli(config: str | None, verbose: int) -> None:
     or an interrupt stopped, without paying twice.
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
