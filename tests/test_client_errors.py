@@ -52,6 +52,7 @@ TABLE_CASES = [
     ("OperationDenied.TextIllegalDetected", errors.BadRowError),
     ("AuthFailure.SignatureFailure", errors.HaltError),
     ("AuthFailure.SecretIdNotFound", errors.HaltError),
+    ("AuthFailure.InvalidAuthorization", errors.HaltError),
     ("AuthFailure.UnauthorizedOperation", errors.HaltError),
     ("ResourceUnavailable.InArrears", errors.HaltError),
     ("ResourceUnavailable.LowBalance", errors.HaltError),

@@ -145,6 +145,13 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "The SecretId is unknown or deleted: check TENCENTCLOUD_SECRET_ID, then rerun.",
     ),
     ErrorRule(
+        "AuthFailure.InvalidAuthorization",
+        H,
+        "The Authorization in the request header is invalid.",
+        "The Authorization header was refused as malformed: check that nothing between the "
+        "runner and --endpoint rewrites headers, then rerun.",
+    ),
+    ErrorRule(
         "AuthFailure.UnauthorizedOperation",
         H,
         "You have no permission to perform this operation.",

@@ -1,0 +1,229 @@
+"""`changeclothes run`: turn the queue into images on disk."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import anyio
+import click
+from rich.console import Console
+
+from runner.api.client import ChangeClothesClient, Timeouts, http_session
+from runner.cli.main import cli
+from runner.cli.options import db_option, endpoint_options, out_option, resolve_endpoint
+from runner.credentials import Credentials, CredentialsError, load_credentials
+from runner.progress import format_summary, show_progress
+from runner.scheduler.policy import RetryPolicy
+from runner.scheduler.run import RunResult, RunSettings, Scheduler, StopReason
+from runner.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def parse_until(value: str | None, now: datetime | None = None) -> datetime | None:
+    """HH:MM local time: today, or tomorrow when that time has passed."""
+    if value is None:
+        return None
+    try:
+        clock = datetime.strptime(value, "%H:%M").time()
+    except ValueError:
+        raise click.BadParameter("expected HH:MM, e.g. 06:30", param_hint="--until") from None
+    now = now or datetime.now().astimezone()
+    moment = now.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+    if moment <= now:
+        moment += timedelta(days=1)
+    return moment
+
+
+async def execute_run(
+    db: str,
+    credentials: Credentials,
+    endpoint: str,
+    region: str,
+    settings: RunSettings,
+    timeouts: Timeouts,
+    console: Console | None = None,
+) -> RunResult:
+    """The whole run as a library call: store, HTTP session, client, scheduler."""
+    store = await open_store(db)
+    try:
+        connections = settings.concurrency + settings.download_workers + 4
+        async with http_session(timeouts, connections) as session:
+            client = ChangeClothesClient(session, credentials, endpoint, region)
+            scheduler = Scheduler(store, client, session, settings)
+            async with anyio.create_task_group() as tg:
+                if console is not None:
+
+                    async def counts() -> dict[str, int]:
+                        return await store.state_totals(settings.batch)
+
+                    tg.start_soon(show_progress, scheduler.stats, counts, console)
+                result = await scheduler.run()
+                tg.cancel_scope.cancel()
+            return result
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+
+
+def report_result(result: RunResult, console: Console) -> None:
+    for line in format_summary(result.stats, result.counts):
+        console.print(line, highlight=False)
+    if result.reason is StopReason.HALTED and result.halt is not None:
+        err = result.halt
+        console.print(
+            f"[bold red]Halted[/] by {err.code}: {err.message}. "
+            f"{err.advice or 'Fix the cause, then rerun.'} "
+            "Queued jobs were left queued; nothing was marked failed.",
+            highlight=False,
+        )
+    elif result.reason is StopReason.INTERRUPTED:
+        console.print("Interrupted: state saved. Run the same command again to resume.")
+    elif result.reason is StopReason.LIMIT:
+        console.print("Stopped at --until/--max-jobs. Run again to continue.")
+
+
+@cli.command("run")
+@db_option
+@out_option
+@endpoint_options
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    envvar="CHANGECLOTHES_CONCURRENCY",
+    type=click.IntRange(1, 256),
+    help="API calls in flight at once: your account's ChangeClothes concurrency (1 unless "
+    "you bought more).",
+)
+@click.option(
+    "--rsp-img-type",
+    default="url",
+    show_default=True,
+    envvar="CHANGECLOTHES_RSP_IMG_TYPE",
+    type=click.Choice(["url", "base64"]),
+    help="How results come back (a manifest column overrides it per row). URLs are "
+    "downloaded before they expire; base64 is written at once.",
+)
+@click.option("--batch", default=None, help="Run only this batch (default: every batch).")
+@click.option(
+    "--until",
+    default=None,
+    metavar="HH:MM",
+    help="Stop claiming new jobs at this local time; in-flight work finishes.",
+)
+@click.option(
+    "--max-jobs", default=None, type=click.IntRange(1), help="Stop after this many API calls."
+)
+@click.option(
+    "--download-workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="CHANGECLOTHES_DOWNLOAD_WORKERS",
+    help="Result downloads in parallel (they never hold an API slot).",
+)
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    envvar="CHANGECLOTHES_MAX_ATTEMPTS",
+    help="Charged attempts per job before a transient error fails it. Throttled answers "
+    "are never charged.",
+)
+@click.option(
+    "--retry-delay",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    envvar="CHANGECLOTHES_RETRY_DELAY",
+    help="Seconds before the first retry of a transient failure (doubles each attempt).",
+)
+@click.option(
+    "--backoff-base",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="First account-wide backoff after a throttled answer, in seconds.",
+)
+@click.option(
+    "--backoff-cap",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Longest account-wide backoff, in seconds.",
+)
+@click.option(
+    "--timeout",
+    "read_timeout",
+    default=180.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds to wait for one generation's answer.",
+)
+@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1))
+def run_command(
+    db: str,
+    out: str,
+    endpoint: str | None,
+    mainland: bool,
+    region: str,
+    profile: str,
+    concurrency: int,
+    rsp_img_type: str,
+    batch: str | None,
+    until: str | None,
+    max_jobs: int | None,
+    download_workers: int,
+    max_attempts: int,
+    retry_delay: float,
+    backoff_base: float,
+    backoff_cap: float,
+    read_timeout: float,
+    connect_timeout: float,
+) -> None:
+    """Call ChangeClothes for every queued job and download the results.
+
+    Calls stay within --concurrency; throttled answers back off account-wide; transient
+    errors are retried; bad rows fail with the service's code. Interrupt with Ctrl-C (or
+    SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done,
+    1 some jobs failed, 2 usage or credentials, 3 halted by an account-level error
+    (nothing marked failed), 4 stopped by --until/--max-jobs with work left, 130 interrupted.
+    """
+    try:
+        credentials = load_credentials(profile)
+    except CredentialsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    settings = RunSettings(
+        out_dir=Path(out),
+        concurrency=concurrency,
+        download_workers=download_workers,
+        rsp_img_type=rsp_img_type,
+        batch=batch,
+        until=parse_until(until),
+        max_jobs=max_jobs,
+        retry=RetryPolicy(max_attempts=max_attempts, retry_delay=retry_delay),
+        backoff_base=backoff_base,
+        backoff_cap=backoff_cap,
+    )
+    timeouts = Timeouts(
+        connect=connect_timeout, read=read_timeout, total=read_timeout + connect_timeout + 30
+    )
+    console = Console(stderr=True)
+    result = anyio.run(
+        execute_run,
+        db,
+        credentials,
+        resolve_endpoint(endpoint, mainland),
+        region,
+        settings,
+        timeouts,
+        console,
+    )
+    report_result(result, Console())
+    sys.exit(result.exit_code)

@@ -1,0 +1,155 @@
+"""`changeclothes db upgrade|current` and `changeclothes status`: the queue database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import anyio
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from runner.cli.main import cli
+from runner.cli.options import db_option
+from runner.store import StoreError, open_store
+from runner.store.database import (
+    create_engine,
+    current,
+    database_url,
+    display_url,
+    head_revision,
+    migrate,
+)
+from runner.store.status import BatchStatus, batch_status, status_json, status_table
+
+EXIT_USAGE = 2
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_store(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body; a database that can't be opened or used exits 2."""
+    try:
+        return anyio.run(fn)
+    except StoreError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        fail(f"queue database error: {str(detail).splitlines()[0]}")
+    except ValueError as exc:  # a malformed --db URL
+        fail(f"--db: {exc}")
+
+
+def _require_existing(db: str) -> None:
+    """Commands that only read must not create an empty SQLite file by mistake."""
+    try:
+        url = database_url(db)
+    except ValueError as exc:  # ArgumentError is a ValueError too
+        fail(f"--db: {exc}")
+    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
+        fail(f"no queue database at {url.database}; submit a manifest first (or check --db)")
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Look after the queue database's schema (applied automatically on every open)."""
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade(db: str) -> None:
+    """Bring the queue database's schema to the newest revision (creating it if missing).
+
+    Every command that opens the database does this by itself; this is for operators who
+    want to migrate ahead of time, e.g. a shared PostgreSQL queue before a rollout.
+    """
+
+    async def go() -> tuple[str | None, str | None]:
+        url = database_url(db)
+        engine = create_engine(url)
+        try:
+            before = await current(engine)
+            await migrate(engine)
+            return before, await current(engine)
+        finally:
+            await engine.dispose()
+
+    before, after = run_store(go)
+    where = display_url(database_url(db))
+    if before == after:
+        click.echo(f"{where}: already at revision {after} (head).")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'an empty database'} to {after} (head).")
+
+
+@db_group.command("current")
+@db_option
+def db_current(db: str) -> None:
+    """Print the queue database's schema revision and whether it is the newest."""
+    _require_existing(db)
+
+    async def go() -> str | None:
+        engine = create_engine(database_url(db))
+        try:
+            return await current(engine)
+        finally:
+            await engine.dispose()
+
+    revision = run_store(go)
+    head = head_revision()
+    if revision is None:
+        click.echo("none (empty database; any command will create the schema)")
+    elif revision == head:
+        click.echo(f"{revision} (head)")
+    else:
+        click.echo(f"{revision} (head is {head}; any command will upgrade it)")
+
+
+@cli.command("status")
+@click.option("--batch", default=None, help="Only this batch [default: every batch].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@db_option
+def status(batch: str | None, as_json: bool, db: str) -> None:
+    """Show how many jobs of each batch are in each state.
+
+    States: queued (waiting for an API slot), submitting (call in flight), generated
+    (result waiting for download), linked (waiting on an identical job), done, failed.
+    """
+    _require_existing(db)
+
+    async def go() -> list[BatchStatus]:
+        async with await open_store(db) as store:
+            return await batch_status(store, batch)
+
+    statuses = run_store(go)
+    if as_json:
+        click.echo(json.dumps(status_json(statuses), indent=2))
+        return
+    if not statuses:
+        click.echo("No batches yet: submit a manifest with `changeclothes submit`.")
+        return
+    header, rows = status_table(statuses)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*header)
+        for column in table.columns[1:]:
+            column.justify = "right"
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        click.echo("  ".join(cells).rstrip())

@@ -1,0 +1,395 @@
+"""Streaming a CSV or JSONL manifest into validated rows, one line at a time."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from runner.manifest.ids import IdRegistry
+from runner.manifest.rows import (
+    FIELDS,
+    REQUIRED_FIELDS,
+    InvalidValue,
+    ManifestRow,
+    Problem,
+    field_for,
+    normalize_base_url,
+    validate_row,
+)
+
+FORMATS = ("csv", "jsonl")
+_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+MAX_PROBLEMS = 50
+MAX_LINE_BYTES = 12 * 1024 * 1024  # a Base64 logo of up to 8 MB fits on one line
+_DELIMITERS = (",", ";", "\t")
+
+# Cells may hold a Base64 logo: allow fields as long as a line may be.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+
+
+class ManifestError(Exception):
+    """The manifest cannot be queued. `problems` holds the first few, `count` all of them."""
+
+    def __init__(self, problems: list[Problem], count: int | None = None) -> None:
+        self.problems = problems[:MAX_PROBLEMS]
+        self.count = len(problems) if count is None else count
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        lines = [str(p) for p in self.problems]
+        if self.count > len(self.problems):
+            lines.append(f"... and {self.count - len(self.problems)} more problems")
+        return "\n".join(lines)
+
+
+class ManifestFormatError(ValueError):
+    """The manifest cannot even be read as asked: unknown format, bad --base-url."""
+
+
+def detect_format(path: str | Path, fmt: str | None = None) -> str:
+    """`csv` or `jsonl`, from `fmt` if given, else from the file name's extension."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise ManifestFormatError(f"unknown manifest format {fmt!r}; use csv or jsonl")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise ManifestFormatError(
+            f"cannot tell the format of {Path(path).name!r} from its extension; "
+            "name it .csv or .jsonl, or pass --format"
+        )
+    return _EXTENSIONS[suffix]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Lines:
+    """Physical lines of a UTF-8 file, decoded one by one, with the problems of each line.
+
+    A line that is not UTF-8 or is too long is not fatal: it is noted in `pending` for the
+    record being read, and reading goes on, so one bad line gets one message.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.number = 0
+        self.bytes_read = 0
+        self.digest = hashlib.sha256()
+        self.pending: list[Problem] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._fh.readline(MAX_LINE_BYTES)
+        if not raw:
+            raise StopIteration
+        self.number += 1
+        self._take(raw)
+        if self.number == 1:
+            if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise ManifestError([Problem(1, "the file is UTF-16; save it as UTF-8")])
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the over-long line
+                more = self._fh.readline(MAX_LINE_BYTES)
+                self._take(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            self.pending.append(
+                Problem(self.number, f"line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
+            )
+            return "\n"
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.pending.append(
+                Problem(self.number, f"not valid UTF-8 text (byte {exc.start + 1} of the line)")
+            )
+            return raw.decode("utf-8", errors="replace")
+
+    def _take(self, raw: bytes) -> None:
+        self.bytes_read += len(raw)
+        self.digest.update(raw)
+
+    def take_pending(self) -> Problem | None:
+        if not self.pending:
+            return None
+        first = self.pending[0]
+        self.pending.clear()
+        return first
+
+
+def _sniff_delimiter(header: str) -> str:
+    """The delimiter that occurs most often in the header line outside quotes; comma on a tie."""
+    counts = dict.fromkeys(_DELIMITERS, 0)
+    quoted = False
+    for c in header:
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c in counts:
+            counts[c] += 1
+    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _map_columns(names: list[str], line: int) -> list[str]:
+    """Canonical field names for the header's columns, or a ManifestError naming the bad ones."""
+    problems: list[str] = []
+    fields: list[str] = []
+    unknown: list[str] = []
+    for i, name in enumerate(names, start=1):
+        name = name.strip()
+        if not name:
+            problems.append(f"column {i} has no name")
+            fields.append("")
+            continue
+        canonical = field_for(name)
+        if canonical is None:
+            unknown.append(name)
+            fields.append("")
+        elif canonical in fields:
+            problems.append(f"column {name!r} repeats the {canonical} column")
+            fields.append("")
+        else:
+            fields.append(canonical)
+    if unknown:
+        problems.insert(
+            0,
+            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"known columns are {', '.join(FIELDS)} (or the API's names, e.g. ModelUrl)",
+        )
+    missing = [f for f in REQUIRED_FIELDS if f not in fields]
+    if missing:
+        problems.append(
+            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        )
+    if problems:
+        raise ManifestError([Problem(line, p) for p in problems])
+    return fields
+
+
+@dataclass
+class ManifestStats:
+    """What a reader saw; complete once iteration has finished."""
+
+    format: str = ""
+    delimiter: str | None = None
+    lines: int = 0
+    bytes_read: int = 0
+    rows: int = 0  # valid rows yielded
+    invalid: int = 0  # problems yielded
+    duplicates_merged: int = 0  # identical rows without an id, counted once
+    sha256: str = ""
+    columns: list[str] = field(default_factory=list)
+
+
+class ManifestReader:
+    """Streams a manifest: a `ManifestRow` for each valid row, a `Problem` for each invalid one.
+
+    Memory does not grow with the file: rows are read, checked and handed on one at a time,
+    and the ids seen so far live in a scratch file (`IdRegistry`). File-level faults (no
+    header, unknown columns, UTF-16) raise `ManifestError` on iteration; an unknown format
+    or a bad `base_url` raises `ManifestFormatError` at once; `OSError` if it can't be opened.
+
+        with ManifestReader("pairs.csv", base_url="https://cdn.example/") as reader:
+            for item in reader:
+                ...
+            print(reader.stats.rows, reader.stats.sha256)
+    """
+
+    def __init__(
+        self, path: str | Path, *, fmt: str | None = None, base_url: str | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.stats = ManifestStats(format=detect_format(path, fmt))
+        try:
+            self.base_url = normalize_base_url(base_url) if base_url else None
+        except InvalidValue as exc:
+            raise ManifestFormatError(str(exc)) from None
+        self._fh: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._lines = _Lines(self._fh)
+        self._ids = IdRegistry()
+
+    @property
+    def bytes_read(self) -> int:
+        return self._lines.bytes_read
+
+    def close(self) -> None:
+        self._fh.close()
+        self._ids.close()
+
+    def __enter__(self) -> ManifestReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[ManifestRow | Problem]:
+        records = self._csv_records() if self.stats.format == "csv" else self._jsonl_records()
+        for item in records:
+            if isinstance(item, Problem):
+                self.stats.invalid += 1
+                yield item
+                continue
+            line, raw = item
+            result = validate_row(line, raw, self.base_url)
+            if isinstance(result, ManifestRow):
+                first = self._ids.claim(result.id, line)
+                if first is not None:
+                    if result.id_derived and first[1] == result.id:
+                        self.stats.duplicates_merged += 1
+                        continue
+                    result = Problem(
+                        line,
+                        f"id {result.id!r} is already used on line {first[0]}"
+                        + (f" (as {first[1]!r})" if first[1] != result.id else ""),
+                    )
+            if isinstance(result, Problem):
+                self.stats.invalid += 1
+            else:
+                self.stats.rows += 1
+            yield result
+        self.stats.lines = self._lines.number
+        self.stats.bytes_read = self._lines.bytes_read
+        self.stats.sha256 = self._lines.digest.hexdigest()
+
+    def _csv_records(self) -> Iterator[tuple[int, dict[str, str]] | Problem]:
+        lines = self._lines
+        header_line: str | None = None
+        for text in lines:  # the header is the first line that is not blank
+            if lines.pending or text.strip():
+                header_line = text
+                break
+        if header_line is None:
+            raise ManifestError([Problem(max(lines.number, 1), "the manifest is empty: no header")])
+        header_problem = lines.take_pending()
+        if header_problem:
+            raise ManifestError([header_problem])
+        first_line = lines.number
+        delimiter = _sniff_delimiter(header_line)
+        self.stats.delimiter = delimiter
+        reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            raise ManifestError(
+                [Problem(first_line, f"the header is not valid CSV: {exc}")]
+            ) from None
+        columns = _map_columns(header, first_line)
+        self.stats.columns = [c for c in columns if c]
+        end = first_line + reader.line_num - 1
+        while True:
+            start = end + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                end = first_line + reader.line_num - 1
+                lines.take_pending()
+                yield Problem(start, f"not valid CSV: {exc}")
+                continue
+            end = first_line + reader.line_num - 1
+            line_problem = lines.take_pending()
+            if line_problem is not None:
+                yield line_problem
+                continue
+            if not any(value.strip() for value in record):
+                continue  # a blank line, or a row of empty cells
+            if len(record) != len(columns):
+                yield Problem(
+                    start, f"{len(record)} fields, but the header has {len(columns)} columns"
+                )
+                continue
+            yield start, {name: value for name, value in zip(columns, record, strict=True) if name}
+
+    def _jsonl_records(self) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
+        lines = self._lines
+        for text in lines:
+            number = lines.number
+            line_problem = lines.take_pending()
+            if line_problem is not None:
+                yield line_problem
+                continue
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                yield Problem(number, f"not valid JSON: {getattr(exc, 'msg', exc)}")
+                continue
+            except RecursionError:
+                yield Problem(number, "not valid JSON: nested too deeply")
+                continue
+            if not isinstance(obj, dict):
+                yield Problem(number, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            raw: dict[str, Any] = {}
+            problems: list[str] = []
+            unknown = [k for k in obj if field_for(k) is None]
+            if unknown:
+                problems.append(
+                    f"unknown field{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(repr(k[:40]) for k in unknown[:5])}"
+                )
+            for key, value in obj.items():
+                name = field_for(key)
+                if name is None:
+                    continue
+                if name in raw:
+                    problems.append(f"field {key!r} repeats the {name} field")
+                raw[name] = value
+            if problems:
+                yield Problem(number, "; ".join(problems))
+                continue
+            yield number, raw
+
+
+@dataclass
+class ManifestReport:
+    """The outcome of checking a whole manifest without queuing it."""
+
+    stats: ManifestStats
+    problems: list[Problem]
+    problem_count: int
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+
+def validate_manifest(
+    path: str | Path, *, fmt: str | None = None, base_url: str | None = None
+) -> ManifestReport:
+    """Read the whole manifest and list its problems (the first 50, and how many in all).
+
+    File-level faults come back as problems too; `ManifestFormatError` and `OSError` still
+    raise, as they are about how the file was asked for, not about what is in it.
+    """
+    problems: list[Problem] = []
+    count = 0
+    with ManifestReader(path, fmt=fmt, base_url=base_url) as reader:
+        try:
+            for item in reader:
+                if isinstance(item, Problem):
+                    count += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append(item)
+        except ManifestError as exc:
+            return ManifestReport(reader.stats, exc.problems, exc.count)
+    return ManifestReport(reader.stats, problems, count)

@@ -1,0 +1,75 @@
+"""Showing a run while it goes: a rich progress bar on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from runner.scheduler.run import RunStats
+
+log = logging.getLogger("runner.progress")
+
+CountsFn = Callable[[], Awaitable[dict[str, int]]]
+
+
+def _line(stats: RunStats, counts: dict[str, int]) -> str:
+    minutes = max(stats.wall_time / 60, 1e-9)
+    return (
+        f"done {counts.get('done', 0)}, failed {counts.get('failed', 0)}, "
+        f"queued {counts.get('queued', 0) + counts.get('submitting', 0)}, "
+        f"downloading {counts.get('generated', 0)}, "
+        f"{stats.calls / minutes:.1f} calls/min"
+    )
+
+
+async def show_progress(
+    stats: RunStats, counts: CountsFn, console: Console, interval: float | None = None
+) -> None:
+    """Runs until cancelled. `counts` gives jobs per state for the run's scope."""
+    if not console.is_terminal:
+        interval = interval or 30.0
+        while True:
+            await anyio.sleep(interval)
+            log.warning("progress: %s", _line(stats, await counts()))
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[line]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("jobs", total=None, line="")
+        while True:
+            current = await counts()
+            total = sum(current.values())
+            finished = current.get("done", 0) + current.get("failed", 0)
+            progress.update(task, total=total, completed=finished, line=_line(stats, current))
+            await anyio.sleep(interval or 0.5)
+
+
+def format_summary(stats: RunStats, counts: dict[str, int]) -> list[str]:
+    lines = [
+        f"Done: {counts.get('done', 0)} jobs ({stats.done} in this run)",
+        f"Failed: {counts.get('failed', 0)} jobs"
+        + (
+            " (" + ", ".join(f"{c} ×{n}" for c, n in stats.failed_by_code.most_common()) + ")"
+            if stats.failed_by_code
+            else ""
+        ),
+        f"Left in the queue: {sum(counts.get(s, 0) for s in ('queued', 'submitting', 'linked'))}"
+        f", awaiting download: {counts.get('generated', 0)}",
+        f"Paid calls: {stats.paid_calls}; re-generations after expired URLs: "
+        f"{stats.regenerations}; throttled answers: {stats.throttled}",
+        f"Wall time: {time.strftime('%H:%M:%S', time.gmtime(stats.wall_time))}",
+    ]
+    if stats.errors_by_code:
+        lines.append(
+            "Errors seen: " + ", ".join(f"{c} ×{n}" for c, n in stats.errors_by_code.most_common())
+        )
+    return lines

@@ -1,0 +1,21 @@
+"""The queue's database: models, migrations on open, and every queue query (knows no HTTP)."""
+
+from runner.store.errors import JobStateError, MigrationError, StoreError, UnknownBatchError
+from runner.store.jobs import FINAL_STATES, IN_FLIGHT_STATES, WORK_STATES, Job, JobState
+from runner.store.queue import DEFAULT_STALE_AFTER, EventSummary, Store, open_store
+
+__all__ = [
+    "DEFAULT_STALE_AFTER",
+    "FINAL_STATES",
+    "IN_FLIGHT_STATES",
+    "WORK_STATES",
+    "EventSummary",
+    "Job",
+    "JobState",
+    "JobStateError",
+    "MigrationError",
+    "Store",
+    "StoreError",
+    "UnknownBatchError",
+    "open_store",
+]

@@ -1,0 +1,170 @@
+"""The queue's tables as SQLAlchemy 2 declarative models.
+
+The migrations in `migrations/versions/` create exactly this schema (a test compares them).
+Queries use the `Table` objects (`JobModel.__table__` etc.) through SQLAlchemy Core; ORM
+instances never leave the store.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores `timestamptz`. SQLite has no time zones, so the value is stored as naive
+    UTC text (always with microseconds, so text order is time order) and read back as aware UTC.
+    Naive datetimes are refused: they are a bug waiting for a daylight-saving change.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store takes aware UTC datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class BatchModel(Base):
+    """One named set of jobs, made by the first `submit` of a manifest under that name."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    source_path: Mapped[str] = mapped_column(sa.Text)
+    content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    submitted_at: Mapped[datetime]
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_batches_name"),)
+
+
+class SubmissionModel(Base):
+    """Every `submit` of a manifest into a batch (revision 0002): what came in, what was added."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id", ondelete="CASCADE"))
+    source_path: Mapped[str] = mapped_column(sa.Text)
+    content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    submitted_at: Mapped[datetime]
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    row_count: Mapped[int] = mapped_column(default=0)
+    queued: Mapped[int] = mapped_column(default=0)
+    linked: Mapped[int] = mapped_column(default=0)
+    already_present: Mapped[int] = mapped_column(default=0)
+    skipped_invalid: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (sa.Index("ix_submissions_batch_sha", "batch_id", "content_sha256"),)
+
+
+class JobModel(Base):
+    """One model/garment pair to turn into one result image."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(sa.String(200))
+    model_url: Mapped[str] = mapped_column(sa.Text)
+    clothes_url: Mapped[str] = mapped_column(sa.Text)
+    clothes_type: Mapped[str] = mapped_column(sa.String(20))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str] = mapped_column(sa.String(64))
+    linked_job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
+    state: Mapped[str] = mapped_column(sa.String(20))
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    claimed_at: Mapped[datetime | None]
+    last_error_code: Mapped[str | None] = mapped_column(sa.String(200))
+    last_error_message: Mapped[str | None] = mapped_column(sa.Text)
+    request_id: Mapped[str | None] = mapped_column(sa.String(100))
+    result_url: Mapped[str | None] = mapped_column(sa.Text)
+    result_expires_at: Mapped[datetime | None]
+    output_path: Mapped[str | None] = mapped_column(sa.Text)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.UniqueConstraint("batch_id", "external_id", name="uq_jobs_batch_external_id"),
+        # claim_next: the oldest queued job (state = 'queued' ORDER BY id).
+        sa.Index("ix_jobs_state_id", "state", "id"),
+        # next_not_before: the earliest back-off among queued jobs.
+        sa.Index("ix_jobs_state_not_before", "state", "not_before"),
+        # status: counts per batch and state, answered from the index alone.
+        sa.Index("ix_jobs_batch_state", "batch_id", "state"),
+        # submit: an identical finished or in-flight job in any batch.
+        sa.Index("ix_jobs_dedupe_state", "dedupe_key", "state"),
+        # downloads, earliest expiry first; crash recovery of expired results.
+        sa.Index("ix_jobs_state_expires", "state", "result_expires_at"),
+        # mark_done / mark_failed: the jobs waiting on this one.
+        sa.Index("ix_jobs_linked_job_id", "linked_job_id"),
+        sa.CheckConstraint(
+            "state IN ('queued', 'submitting', 'generated', 'done', 'failed', 'linked')",
+            name="ck_jobs_state",
+        ),
+    )
+
+
+class EventModel(Base):
+    """Append-only log: one row per API call, per download and per bookkeeping transition."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="SET NULL"))
+    batch_id: Mapped[int | None] = mapped_column(sa.ForeignKey("batches.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    at: Mapped[datetime]
+    request_id: Mapped[str | None] = mapped_column(sa.String(100))
+    code: Mapped[str | None] = mapped_column(sa.String(200))
+    error_class: Mapped[str | None] = mapped_column(sa.String(40))
+    latency_ms: Mapped[int | None]
+    bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    attempt: Mapped[int | None]
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+
+    __table_args__ = (
+        sa.Index("ix_events_kind_at", "kind", "at"),
+        sa.Index("ix_events_job_id", "job_id"),
+        sa.Index("ix_events_at", "at"),
+    )
+
+
+batches: sa.Table = BatchModel.__table__  # type: ignore[assignment]
+submissions: sa.Table = SubmissionModel.__table__  # type: ignore[assignment]
+jobs: sa.Table = JobModel.__table__  # type: ignore[assignment]
+events: sa.Table = EventModel.__table__  # type: ignore[assignment]

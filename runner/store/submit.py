@@ -1,0 +1,537 @@
+"""Putting a manifest into the queue: batches, dedupe, idempotence, chunked inserts.
+
+Two passes, so that a bad row or a crash never leaves half a manifest queued:
+
+1. read and check every row, staging the valid ones in a temporary table of this
+   connection (nothing the scheduler sees; memory stays flat whatever the file's size);
+2. if the manifest may be queued, move the staged rows into `jobs` in chunks, all in one
+   write transaction, linking each row to an identical finished or in-flight job when one
+   exists, and record the submission.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runner.manifest import (
+    MAX_PROBLEMS,
+    ManifestError,
+    ManifestFormatError,
+    ManifestReader,
+    ManifestRow,
+    Problem,
+    check_id,
+    detect_format,
+    file_sha256,
+)
+from runner.store.database import PG_MIGRATION_LOCK
+from runner.store.jobs import IN_FLIGHT_STATES, JobState
+from runner.store.models import JSONType, UTCDateTime, batches, events, jobs, submissions
+from runner.store.queue import Store
+
+CHUNK_ROWS = 5000
+PG_SUBMIT_LOCK = PG_MIGRATION_LOCK + 1
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total): phase "reading" counts bytes, "queuing" counts rows."""
+
+_staging_meta = sa.MetaData()
+staging = sa.Table(
+    "submit_staging",
+    _staging_meta,
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("model_url", sa.Text, nullable=False),
+    sa.Column("clothes_url", sa.Text, nullable=False),
+    sa.Column("clothes_type", sa.Text, nullable=False),
+    sa.Column("options", JSONType, nullable=False),
+    sa.Column("dedupe_key", sa.Text, nullable=False),
+    # Filled in pass 2: the job this row already is, or the job it can reuse.
+    sa.Column("present_id", sa.Integer),  # a job of the batch with this id
+    sa.Column("present_key", sa.Text),  # ... and what it was made from
+    sa.Column("done_id", sa.Integer),  # an identical job that is done
+    sa.Column("waiting_id", sa.Integer),  # an identical job queued or in flight
+    sa.Column("leader_line", sa.Integer),  # the first line of this manifest with this content
+    sa.Index("ix_submit_staging_key", "dedupe_key", "line"),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What a submit did. `new` jobs were added; `problems` lists the first invalid rows."""
+
+    batch: str
+    rows: int = 0  # valid rows in the manifest
+    queued: int = 0  # new jobs that will call the API
+    linked_done: int = 0  # new jobs finished at once from an identical finished job
+    linked_waiting: int = 0  # new jobs that wait for an identical job already queued
+    already_present: int = 0  # ids already in the batch: left as they are
+    changed_present: int = 0  # ... of which the manifest now says something else
+    duplicates_merged: int = 0  # identical rows without an id, counted once
+    invalid: int = 0  # rows with problems
+    problems: list[Problem] = field(default_factory=list)
+    unchanged: bool = False  # this exact manifest was already submitted to this batch
+    skipped_invalid: bool = False  # --skip-invalid: the valid rows were queued anyway
+    new_batch: bool = False
+
+    @property
+    def new(self) -> int:
+        return self.queued + self.linked_done + self.linked_waiting
+
+    @property
+    def refused(self) -> bool:
+        """True when invalid rows stopped the whole manifest (nothing was queued)."""
+        return self.invalid > 0 and not self.skipped_invalid
+
+
+def batch_name_for(path: str | Path, batch: str | None) -> str:
+    """The batch's name: `batch` if given, else the manifest's file name without extension."""
+    name = batch if batch is not None else Path(path).stem
+    try:
+        return check_id(name)
+    except ValueError as exc:
+        raise ManifestFormatError(f"batch name: {exc}".replace("id ", "", 1)) from None
+
+
+async def submit_manifest(
+    store: Store,
+    path: str | Path,
+    *,
+    batch: str | None = None,
+    fmt: str | None = None,
+    base_url: str | None = None,
+    skip_invalid: bool = False,
+    force: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> SubmitResult:
+    """Queue every row of the manifest at `path` into the batch `batch` (default: file stem).
+
+    Any invalid row and nothing is queued: the result lists the problems (the first 50 and a
+    count). With `skip_invalid` the valid rows are queued and the rest listed. Submitting the
+    same content to the same batch again adds nothing; a changed manifest adds only the ids
+    the batch does not have yet. A row identical to a finished job in any batch is done at
+    once (no paid call) and one identical to a job in flight waits for it, unless `force`.
+
+    Raises ManifestFormatError (unknown format, bad --base-url or batch name), OSError
+    (cannot read the file); file-level faults such as unknown columns come back as problems.
+    """
+    path = Path(await anyio.Path(path).absolute())
+    name = batch_name_for(path, batch)
+    detect_format(path, fmt)
+    sha = await anyio.to_thread.run_sync(file_sha256, path)
+    options = {
+        "format": fmt,
+        "base_url": base_url,
+        "skip_invalid": skip_invalid,
+        "force": force,
+    }
+
+    async with store.read() as conn:
+        if await _same_content_submitted(conn, name, sha):
+            return SubmitResult(batch=name, unchanged=True)
+
+    async with store.engine.connect() as conn:
+        try:
+            async with conn.begin():
+                await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
+                await conn.run_sync(lambda c: staging.create(c))
+                staged = await _stage(conn, path, fmt, base_url, chunk_rows, progress)
+            if staged.problem_count and not skip_invalid:
+                return SubmitResult(
+                    batch=name,
+                    rows=staged.rows,
+                    duplicates_merged=staged.duplicates_merged,
+                    invalid=staged.problem_count,
+                    problems=staged.problems,
+                )
+            if staged.sha256 != sha:
+                raise ManifestFormatError(
+                    f"{path} changed while it was being read; submit it again"
+                )
+            if store.is_sqlite:
+                await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                return await _queue_staged(
+                    conn,
+                    store,
+                    staged,
+                    name=name,
+                    path=path,
+                    sha=sha,
+                    options=options,
+                    force=force,
+                    skip_invalid=skip_invalid,
+                    chunk_rows=chunk_rows,
+                    progress=progress,
+                )
+        finally:
+            with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
+                if conn.in_transaction():
+                    await conn.rollback()
+                await conn.execution_options(sqlite_immediate=False)
+                async with conn.begin():
+                    await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
+
+
+async def _same_content_submitted(conn: AsyncConnection, name: str, sha: str) -> bool:
+    query = (
+        sa.select(submissions.c.id)
+        .join(batches, batches.c.id == submissions.c.batch_id)
+        .where(batches.c.name == name, submissions.c.content_sha256 == sha)
+        .limit(1)
+    )
+    return (await conn.scalar(query)) is not None
+
+
+@dataclass
+class _Staged:
+    rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    duplicates_merged: int = 0
+    sha256: str = ""
+
+
+async def _stage(
+    conn: AsyncConnection,
+    path: Path,
+    fmt: str | None,
+    base_url: str | None,
+    chunk_rows: int,
+    progress: Progress | None,
+) -> _Staged:
+    """Pass 1: read and check every row; stage the valid ones in the temporary table."""
+    staged = _Staged()
+    total = (await anyio.Path(path).stat()).st_size
+    buffer: list[dict[str, Any]] = []
+
+    def problem(p: Problem) -> None:
+        staged.problem_count += 1
+        if len(staged.problems) < MAX_PROBLEMS:
+            staged.problems.append(p)
+
+    with ManifestReader(path, fmt=fmt, base_url=base_url) as reader:
+        try:
+            for item in reader:
+                if isinstance(item, Problem):
+                    problem(item)
+                    continue
+                buffer.append(_staging_row(item))
+                if len(buffer) >= chunk_rows:
+                    await conn.execute(sa.insert(staging), buffer)
+                    staged.rows += len(buffer)
+                    buffer.clear()
+                    if progress:
+                        progress("reading", reader.bytes_read, total)
+        except ManifestError as exc:
+            for p in exc.problems:
+                problem(p)
+            staged.problem_count += exc.count - len(exc.problems)
+            return staged
+        if buffer:
+            await conn.execute(sa.insert(staging), buffer)
+            staged.rows += len(buffer)
+        if progress:
+            progress("reading", reader.bytes_read, total)
+        staged.duplicates_merged = reader.stats.duplicates_merged
+        staged.sha256 = reader.stats.sha256
+    return staged
+
+
+def _staging_row(row: ManifestRow) -> dict[str, Any]:
+    return {
+        "line": row.line,
+        "external_id": row.id,
+        "model_url": row.model_url,
+        "clothes_url": row.clothes_url,
+        "clothes_type": row.clothes_type,
+        "options": row.options,
+        "dedupe_key": row.dedupe_key,
+    }
+
+
+async def _queue_staged(
+    conn: AsyncConnection,
+    store: Store,
+    staged: _Staged,
+    *,
+    name: str,
+    path: Path,
+    sha: str,
+    options: dict[str, Any],
+    force: bool,
+    skip_invalid: bool,
+    chunk_rows: int,
+    progress: Progress | None,
+) -> SubmitResult:
+    """Pass 2, in the caller's write transaction: staged rows → jobs, set-based in SQL.
+
+    Each staged row is first resolved against the jobs table (already in the batch? an
+    identical job done or in flight?); then the rows that do work or reuse an earlier job are
+    inserted, then the later copies of a row of this manifest, linked to its first copy.
+    """
+    now = datetime.now(UTC)
+    if not store.is_sqlite:
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_SUBMIT_LOCK})
+    if await _same_content_submitted(conn, name, sha):  # a concurrent submit got here first
+        return SubmitResult(batch=name, unchanged=True)
+    batch_id = await conn.scalar(sa.select(batches.c.id).where(batches.c.name == name))
+    new_batch = batch_id is None
+    if batch_id is None:
+        batch_id = await conn.scalar(
+            sa.insert(batches)
+            .values(
+                name=name,
+                source_path=str(path),
+                content_sha256=sha,
+                submitted_at=now,
+                options=options,
+            )
+            .returning(batches.c.id)
+        )
+    s = staging
+    if not new_batch:
+        present = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.batch_id == batch_id, jobs.c.external_id == s.c.external_id)
+            .scalar_subquery()
+        )
+        present_key = (
+            sa.select(jobs.c.dedupe_key)
+            .where(jobs.c.batch_id == batch_id, jobs.c.external_id == s.c.external_id)
+            .scalar_subquery()
+        )
+        await conn.execute(sa.update(s).values(present_id=present, present_key=present_key))
+    if not force:  # --force: no earlier job is reused (rows of this manifest still share)
+        done = (
+            sa.select(sa.func.min(jobs.c.id))
+            .where(jobs.c.dedupe_key == s.c.dedupe_key, jobs.c.state == JobState.DONE.value)
+            .scalar_subquery()
+        )
+        waiting = (
+            sa.select(sa.func.min(jobs.c.id))
+            .where(
+                jobs.c.dedupe_key == s.c.dedupe_key,
+                jobs.c.state.in_([st.value for st in IN_FLIGHT_STATES]),
+            )
+            .scalar_subquery()
+        )
+        await conn.execute(
+            sa.update(s).where(s.c.present_id.is_(None)).values(done_id=done, waiting_id=waiting)
+        )
+    first = s.alias("first")
+    leader = (
+        sa.select(sa.func.min(first.c.line))
+        .where(first.c.dedupe_key == s.c.dedupe_key, first.c.present_id.is_(None))
+        .scalar_subquery()
+    )
+    await conn.execute(
+        sa.update(s)
+        .where(s.c.present_id.is_(None), s.c.done_id.is_(None), s.c.waiting_id.is_(None))
+        .values(leader_line=leader)
+    )
+
+    counts = await _classify(conn)
+    total = staged.rows
+    is_new = s.c.present_id.is_(None)
+    is_leader = sa.or_(s.c.leader_line.is_(None), s.c.leader_line == s.c.line)
+    copied = 0
+    # Rows that call the API, or reuse a job that existed before this submit.
+    done_job = jobs.alias("done_job")
+    is_done = s.c.done_id.is_not(None)
+    now_value = sa.literal(now, UTCDateTime())
+    async for lo, hi in _line_ranges(conn, chunk_rows):
+        await conn.execute(
+            sa.insert(jobs).from_select(
+                _JOB_INSERT_COLUMNS,
+                sa.select(
+                    sa.literal(batch_id),
+                    s.c.external_id,
+                    s.c.model_url,
+                    s.c.clothes_url,
+                    s.c.clothes_type,
+                    s.c.options,
+                    s.c.dedupe_key,
+                    sa.func.coalesce(s.c.done_id, s.c.waiting_id),
+                    sa.case(
+                        (is_done, JobState.DONE.value),
+                        (s.c.waiting_id.is_not(None), JobState.LINKED.value),
+                        else_=JobState.QUEUED.value,
+                    ),
+                    sa.literal(0),
+                    done_job.c.output_path,
+                    done_job.c.sha256,
+                    done_job.c.bytes,
+                    now_value,
+                    now_value,
+                    sa.case((is_done, now_value), else_=sa.null()),
+                )
+                .select_from(s.outerjoin(done_job, done_job.c.id == s.c.done_id))
+                .where(is_new, is_leader, s.c.line.between(lo, hi))
+                .order_by(s.c.line),
+            )
+        )
+        copied = await _count_lines(conn, hi)
+        if progress:
+            progress("queuing", copied, total)
+    # Later copies of a row of this manifest wait for the first copy's job.
+    leader_row = s.alias("leader_row")
+    leader_job = (
+        sa.select(jobs.c.id)
+        .select_from(jobs.join(leader_row, leader_row.c.external_id == jobs.c.external_id))
+        .where(jobs.c.batch_id == batch_id, leader_row.c.line == s.c.leader_line)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        sa.insert(jobs).from_select(
+            _JOB_INSERT_COLUMNS,
+            sa.select(
+                sa.literal(batch_id),
+                s.c.external_id,
+                s.c.model_url,
+                s.c.clothes_url,
+                s.c.clothes_type,
+                s.c.options,
+                s.c.dedupe_key,
+                leader_job,
+                sa.literal(JobState.LINKED.value),
+                sa.literal(0),
+                sa.null(),
+                sa.null(),
+                sa.null(),
+                now_value,
+                now_value,
+                sa.null(),
+            )
+            .where(is_new, s.c.leader_line < s.c.line)
+            .order_by(s.c.line),
+        )
+    )
+    # One 'linked' event per job finished from an earlier result: no call was paid for it.
+    await conn.execute(
+        sa.insert(events).from_select(
+            ["kind", "at", "job_id", "batch_id", "code"],
+            sa.select(
+                sa.literal("linked"), now_value, jobs.c.id, sa.literal(batch_id), sa.literal("OK")
+            )
+            .select_from(s.join(jobs, jobs.c.external_id == s.c.external_id))
+            .where(jobs.c.batch_id == batch_id, is_new, is_done),
+        )
+    )
+    if progress:
+        progress("queuing", total, total)
+
+    await conn.execute(
+        sa.insert(submissions).values(
+            batch_id=batch_id,
+            source_path=str(path),
+            content_sha256=sha,
+            submitted_at=now,
+            options=options,
+            row_count=staged.rows,
+            queued=counts["queued"],
+            linked=counts["linked_done"] + counts["linked_waiting"],
+            already_present=counts["already_present"],
+            skipped_invalid=staged.problem_count,
+        )
+    )
+    return SubmitResult(
+        batch=name,
+        rows=staged.rows,
+        duplicates_merged=staged.duplicates_merged,
+        invalid=staged.problem_count,
+        problems=staged.problems,
+        skipped_invalid=skip_invalid and staged.problem_count > 0,
+        new_batch=new_batch,
+        queued=counts["queued"],
+        linked_done=counts["linked_done"],
+        linked_waiting=counts["linked_waiting"],
+        already_present=counts["already_present"],
+        changed_present=counts["changed_present"],
+    )
+
+
+_JOB_INSERT_COLUMNS = [
+    "batch_id",
+    "external_id",
+    "model_url",
+    "clothes_url",
+    "clothes_type",
+    "options",
+    "dedupe_key",
+    "linked_job_id",
+    "state",
+    "attempts",
+    "output_path",
+    "sha256",
+    "bytes",
+    "created_at",
+    "updated_at",
+    "finished_at",
+]
+
+
+async def _classify(conn: AsyncConnection) -> dict[str, int]:
+    """How the staged rows will be queued, counted before they are."""
+    s = staging
+
+    def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
+
+    is_new = s.c.present_id.is_(None)
+    row = (
+        await conn.execute(
+            sa.select(
+                count(s.c.present_id.is_not(None)).label("already_present"),
+                count(
+                    sa.and_(s.c.present_id.is_not(None), s.c.present_key != s.c.dedupe_key)
+                ).label("changed_present"),
+                count(sa.and_(is_new, s.c.done_id.is_not(None))).label("linked_done"),
+                count(
+                    sa.and_(
+                        is_new,
+                        s.c.done_id.is_(None),
+                        sa.or_(s.c.waiting_id.is_not(None), s.c.leader_line < s.c.line),
+                    )
+                ).label("linked_waiting"),
+                count(sa.and_(is_new, s.c.leader_line == s.c.line)).label("queued"),
+            )
+        )
+    ).one()
+    return {k: int(v) for k, v in row._mapping.items()}
+
+
+async def _line_ranges(conn: AsyncConnection, chunk_rows: int) -> AsyncIterator[tuple[int, int]]:
+    """Consecutive (first, last) line ranges of the staging table, `chunk_rows` rows each."""
+    last = 0
+    while True:
+        lo = await conn.scalar(sa.select(sa.func.min(staging.c.line)).where(staging.c.line > last))
+        if lo is None:
+            return
+        hi = await conn.scalar(
+            sa.select(staging.c.line)
+            .where(staging.c.line >= lo)
+            .order_by(staging.c.line)
+            .offset(chunk_rows - 1)
+            .limit(1)
+        )
+        if hi is None:
+            hi = await conn.scalar(sa.select(sa.func.max(staging.c.line)))
+        yield lo, hi
+        last = hi
+
+
+async def _count_lines(conn: AsyncConnection, upto: int) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).where(staging.c.line <= upto)) or 0)
