@@ -51,6 +51,9 @@ _WINDOWS_RESERVED = frozenset(
 )
 _UNSAFE_ID_CHARS = set('/\\<>:"|?*')
 _URL_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+# The common case, accepted without parsing: http(s), a plain host name, no port, printable ASCII.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?:[/?#][!-~]*)?")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-. +=,@()\[\]{}#~!&'$%^]*")
 _CLOTHES_TYPE_KEYS = {re.sub(r"[\s_\-]+", "", t).lower(): t for t in CLOTHES_TYPES}
 
 
@@ -209,6 +212,14 @@ def check_id(value: str) -> str:
     ident = value.strip()
     if not ident:
         raise InvalidValue("id is empty")
+    if (
+        len(ident) <= MAX_ID_CHARS
+        and _PLAIN_ID.fullmatch(ident)
+        and ".." not in ident
+        and not ident.endswith((".", " "))
+        and ident.split(".")[0].rstrip(" ").upper() not in _WINDOWS_RESERVED
+    ):
+        return ident
     shown = _short(ident)
     if len(ident) > MAX_ID_CHARS or len(ident.encode("utf-8")) > MAX_ID_BYTES:
         raise InvalidValue(f"id {shown} is longer than {MAX_ID_CHARS} characters")
@@ -231,9 +242,11 @@ def check_id(value: str) -> str:
 def check_url(field: str, value: str, base_url: str | None) -> str:
     """An absolute http(s) URL; a relative path is resolved against `base_url` if given."""
     url = value.strip()
-    shown = _short(url)
     if len(url) > MAX_URL_CHARS:
         raise InvalidValue(f"{field} is longer than {MAX_URL_CHARS} characters")
+    if _PLAIN_URL.fullmatch(url):
+        return url
+    shown = _short(url)
     if _URL_BAD_CHARS.search(url):
         raise InvalidValue(f"{field} {shown} contains spaces or control characters")
     try:
@@ -248,8 +261,7 @@ def check_url(field: str, value: str, base_url: str | None) -> str:
     else:
         if base_url is None or is_windows_drive or url.startswith("//"):
             raise InvalidValue(
-                f"{field} {shown} is not an http(s) URL "
-                "(a relative path needs --base-url)"
+                f"{field} {shown} is not an http(s) URL (a relative path needs --base-url)"
             )
         url = urljoin(base_url, url)
         parts = urlsplit(url)
@@ -371,6 +383,8 @@ def validate_row(line: int, raw: dict[str, Any], base_url: str | None) -> Manife
     errors: list[str] = []
     values: dict[str, Any] = {}
     raw = dict(raw)
+    if base_url is not None and not base_url.endswith("/"):
+        base_url += "/"
     try:
         _expand_logo_param(raw)
     except InvalidValue as exc:

@@ -233,8 +233,13 @@ class Scheduler:
                     break
                 await self._sleep_until_work()
                 continue
-            slot = await self.slots.acquire()
-            await self.backoff.wait()  # an account-wide pause holds the slot too
+            try:
+                slot = await self.slots.acquire()
+                await self.backoff.wait()  # an account-wide pause holds the slot too
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self.store.release(job.id)
+                raise
             if self.stop_reason is not None:
                 self.slots.release(slot)
                 await self.store.release(job.id)
@@ -307,6 +312,10 @@ class Scheduler:
         self, job: Job, err: ApiError, latency_ms: int, in_flight_at_send: int, record: bool = True
     ) -> None:
         self.stats.errors_by_code[err.code] += 1
+        decision = decide(err, job.attempts, utcnow(), self.settings.retry, self._rng)
+        # Account-level reactions come first, before any await: the slot this call held is
+        # already free, and the claim loop must not send another call into a closed gate.
+        self._react(decision.action, err, in_flight_at_send)
         if record:
             await self.store.record_event(
                 "call",
@@ -319,14 +328,8 @@ class Scheduler:
                 attempt=job.attempts + 1,
                 worker=self.settings.worker,
             )
-        decision = decide(err, job.attempts, utcnow(), self.settings.retry, self._rng)
         match decision.action:
             case Action.BACKOFF:
-                self.stats.throttled += 1
-                delay = self.backoff.on_throttle()
-                if err.code == JOB_NUM_EXCEED:
-                    self.slots.on_job_num_exceed(in_flight_at_send)
-                log.debug("%s: pausing calls for %.1f s", err.code, delay)
                 await self.store.requeue(
                     job.id,
                     not_before=None,
@@ -347,19 +350,28 @@ class Scheduler:
                 log.info("Job %s failed: %s", job.external_id, err)
                 self.stats.failed_by_code[err.code] += 1
                 await self.store.mark_failed(job.id, err.code, err.message)
-            case Action.WAIT:
+            case Action.WAIT | Action.HALT:
                 await self.store.release(job.id)
-                now = time.monotonic()
-                if self._activating_since is None:
-                    self._activating_since = now
-                    log.warning("%s: the service is still being activated; waiting.", err.code)
-                if now - self._activating_since >= self.settings.activation_limit:
-                    self._halt(err)
-                else:
-                    self.backoff.pause(self.settings.activation_pause)
-            case Action.HALT:
-                await self.store.release(job.id)
+
+    def _react(self, action: Action, err: ApiError, in_flight_at_send: int) -> None:
+        """What an error means for the whole account: pause, shrink, or stop."""
+        if action is Action.BACKOFF:
+            self.stats.throttled += 1
+            delay = self.backoff.on_throttle()
+            if err.code == JOB_NUM_EXCEED:
+                self.slots.on_job_num_exceed(in_flight_at_send)
+            log.debug("%s: pausing calls for %.1f s", err.code, delay)
+        elif action is Action.WAIT:
+            now = time.monotonic()
+            if self._activating_since is None:
+                self._activating_since = now
+                log.warning("%s: the service is still being activated; waiting.", err.code)
+            if now - self._activating_since >= self.settings.activation_limit:
                 self._halt(err)
+            else:
+                self.backoff.pause(self.settings.activation_pause)
+        elif action is Action.HALT:
+            self._halt(err)
 
     def _halt(self, err: ApiError) -> None:
         if self.halt_error is None:

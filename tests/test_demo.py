@@ -1,0 +1,42 @@
+"""`make demo` runs `changeclothes demo`: one image per sample row, and twice in a row."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from runner.demo import SAMPLE_MANIFEST
+
+
+def _demo(workdir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "demo", "--workdir", str(workdir), "--latency", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)},  # no credentials, no settings
+    )
+
+
+def test_demo_writes_one_image_per_sample_row_and_reruns_cleanly(tmp_path: Path) -> None:
+    with SAMPLE_MANIFEST.open(newline="") as fh:
+        ids = sorted(row["id"] for row in csv.DictReader(fh))
+    assert len(ids) >= 12
+
+    first = _demo(tmp_path / "demo")
+    assert first.returncode == 0, first.stdout + first.stderr
+    images = sorted((tmp_path / "demo" / "results" / "catalog").iterdir())
+    assert [p.stem for p in images] == ids
+    for path in images:
+        with Image.open(path) as image:
+            assert image.size == (768, 1024)
+
+    second = _demo(tmp_path / "demo")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "already submitted" in second.stdout
+    assert "Paid calls: 0" in second.stdout
+    assert sorted((tmp_path / "demo" / "results" / "catalog").iterdir()) == images
