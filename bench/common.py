@@ -338,28 +338,25 @@ def submit(manifest: Path, db: Path, base_url: str | None = None) -> ChildRun:
 
 
 def run_window(db: Path) -> dict[str, Any]:
-    """From the queue database: when the first API call went out and the last job finished.
+    """From the queue database: seconds from the first API call's send to the last job done.
 
-    The first call's send time is its event's time minus its latency.
+    A call's send time is its event's time minus its latency. Also the jobs per state.
     """
     import sqlite3
-    from datetime import datetime
+    from datetime import datetime, timedelta
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text)
 
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        first = conn.execute(
-            "SELECT at, latency_ms FROM events WHERE kind = 'call' ORDER BY at LIMIT 1"
-        ).fetchone()
-        first_sent = conn.execute(
-            "SELECT min(julianday(at) * 86400.0 - latency_ms / 1000.0) FROM events "
-            "WHERE kind = 'call'"
-        ).fetchone()[0]
-        last_done = conn.execute(
-            "SELECT max(julianday(finished_at) * 86400.0) FROM jobs WHERE state = 'done'"
-        ).fetchone()[0]
+        calls = conn.execute("SELECT at, latency_ms FROM events WHERE kind = 'call'").fetchall()
+        last = conn.execute("SELECT max(finished_at) FROM jobs WHERE state = 'done'").fetchone()
         states = dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
-    del first, datetime
-    window = (last_done - first_sent) if first_sent is not None and last_done else None
-    return {"seconds": window, "states": states}
+    seconds = None
+    if calls and last and last[0]:
+        first_sent = min(parse(at) - timedelta(milliseconds=ms or 0) for at, ms in calls)
+        seconds = (parse(last[0]) - first_sent).total_seconds()
+    return {"seconds": seconds, "calls": len(calls), "states": states}
 
 
 # -- results ------------------------------------------------------------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 from rich.console import Console
 
 from runner.api.client import Timeouts
-from runner.cli.run import execute_run
 from runner.credentials import Credentials
+from runner.execute import execute_run
 from runner.fake import FakeConfig, FakeCredentials, serve_fake
 from runner.scheduler.run import RunResult, RunSettings
 from runner.store import open_store
@@ -34,7 +35,7 @@ async def run_demo(
     console: Console | None = None,
 ) -> DemoResult:
     """Serve the fake, submit `manifest` with the fake's root as base URL, run to the end."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    await anyio.Path(workdir).mkdir(parents=True, exist_ok=True)
     db = str(workdir / "changeclothes.db")
     out = workdir / "results"
     demo = FakeCredentials.demo()

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.api.client import Timeouts
-from runner.cli.run import execute_run
 from runner.credentials import Credentials
+from runner.execute import execute_run
 from runner.fake import FakeServer
 from runner.scheduler.policy import RetryPolicy
 from runner.scheduler.run import RunResult, RunSettings
@@ -71,7 +71,12 @@ def settings(out: Path, **overrides: Any) -> RunSettings:
 
 async def run(db: str, server: FakeServer, out: Path, **overrides: Any) -> RunResult:
     return await execute_run(
-        db, credentials_of(server), server.url, "ap-singapore", settings(out, **overrides), Timeouts()
+        db,
+        credentials_of(server),
+        server.url,
+        "ap-singapore",
+        settings(out, **overrides),
+        Timeouts(),
     )
 
 

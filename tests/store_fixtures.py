@@ -110,5 +110,3 @@ async def job_rows(store: Store, batch: str | None = None) -> list[Any]:
         query = query.where(batches.c.name == batch)
     async with store.read() as conn:
         return list((await conn.execute(query)).mappings().all())
-
-

@@ -25,7 +25,9 @@ def write(tmp_path: Path, data: str | bytes, name: str = "m.csv") -> Path:
 
 
 def test_utf8_bom_is_ignored(tmp_path: Path) -> None:
-    path = write(tmp_path, b"\xef\xbb\xbf" + (HEADER + "a,https://x/m.jpg,https://x/c.jpg,Dress\n").encode())
+    path = write(
+        tmp_path, b"\xef\xbb\xbf" + (HEADER + "a,https://x/m.jpg,https://x/c.jpg,Dress\n").encode()
+    )
     [row] = read(path)
     assert isinstance(row, ManifestRow) and row.id == "a"
 
@@ -35,8 +37,16 @@ def test_delimiter_is_detected_from_the_header(tmp_path: Path, delimiter: str) -
     text = (
         delimiter.join(["id", "model_url", "clothes_url", "clothes_type", "logo_rect", "logo_url"])
         + "\r\n"
-        + delimiter.join(["a", "https://x/m.jpg", "https://x/c.jpg", "Upper-body", '"1,2,30,40"',
-                          "https://x/l.png"])
+        + delimiter.join(
+            [
+                "a",
+                "https://x/m.jpg",
+                "https://x/c.jpg",
+                "Upper-body",
+                '"1,2,30,40"',
+                "https://x/l.png",
+            ]
+        )
         + "\r\n"
     )
     with ManifestReader(write(tmp_path, text)) as reader:
@@ -48,7 +58,9 @@ def test_delimiter_is_detected_from_the_header(tmp_path: Path, delimiter: str) -
 
 
 def test_semicolons_with_a_bom_as_excel_writes_them(tmp_path: Path) -> None:
-    text = "\ufeffID;ModelUrl;ClothesUrl;ClothesType\r\nx1;https://x/m.jpg;https://x/c.jpg;dress\r\n"
+    text = (
+        "\ufeffID;ModelUrl;ClothesUrl;ClothesType\r\nx1;https://x/m.jpg;https://x/c.jpg;dress\r\n"
+    )
     [row] = read(write(tmp_path, text))
     assert isinstance(row, ManifestRow)
     assert (row.id, row.clothes_type) == ("x1", "Dress")
@@ -102,7 +114,10 @@ def test_missing_and_repeated_columns_are_errors(tmp_path: Path) -> None:
 
 
 def test_wrong_number_of_fields_is_reported_per_row(tmp_path: Path) -> None:
-    text = HEADER + "a,https://x/m.jpg,https://x/c.jpg\nb,https://x/m.jpg,https://x/c.jpg,Dress,extra\n"
+    text = (
+        HEADER
+        + "a,https://x/m.jpg,https://x/c.jpg\nb,https://x/m.jpg,https://x/c.jpg,Dress,extra\n"
+    )
     items = read(write(tmp_path, text))
     assert [(p.line, "fields" in p.message) for p in items if isinstance(p, Problem)] == [
         (2, True),
@@ -117,8 +132,10 @@ def test_blank_lines_and_empty_rows_are_skipped(tmp_path: Path) -> None:
 
 
 def test_invalid_utf8_is_reported_with_its_line_and_reading_goes_on(tmp_path: Path) -> None:
-    data = HEADER.encode() + b"a,https://x/m\xff.jpg,https://x/c.jpg,Dress\n" + (
-        b"b,https://x/m.jpg,https://x/c.jpg,Dress\n"
+    data = (
+        HEADER.encode()
+        + b"a,https://x/m\xff.jpg,https://x/c.jpg,Dress\n"
+        + (b"b,https://x/m.jpg,https://x/c.jpg,Dress\n")
     )
     items = read(write(tmp_path, data))
     assert isinstance(items[0], Problem) and items[0].line == 2 and "UTF-8" in items[0].message
@@ -142,7 +159,11 @@ def test_a_file_with_only_a_header_has_no_rows(tmp_path: Path) -> None:
 
 
 def test_unclosed_quote_does_not_swallow_memory_or_crash(tmp_path: Path) -> None:
-    text = HEADER + 'a,"https://x/m.jpg,https://x/c.jpg,Dress\n' + "b,https://x/m.jpg,https://x/c.jpg,Dress\n" * 3
+    text = (
+        HEADER
+        + 'a,"https://x/m.jpg,https://x/c.jpg,Dress\n'
+        + "b,https://x/m.jpg,https://x/c.jpg,Dress\n" * 3
+    )
     report = validate_manifest(write(tmp_path, text))
     assert not report.ok
     assert report.problems[0].line == 2

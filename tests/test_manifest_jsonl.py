@@ -30,7 +30,9 @@ def write(tmp_path: Path, lines: list[str], name: str = "m.jsonl") -> Path:
 
 def obj(**kw: object) -> str:
     base: dict[str, object] = {
-        "model_url": "https://x/m.jpg", "clothes_url": "https://x/c.jpg", "clothes_type": "Dress"
+        "model_url": "https://x/m.jpg",
+        "clothes_url": "https://x/c.jpg",
+        "clothes_type": "Dress",
     }
     base.update(kw)
     return json.dumps(base)
@@ -44,14 +46,20 @@ def test_api_shaped_objects_are_read_with_their_logo_param(tmp_path: Path) -> No
             "ClothesUrl": "https://x/c.jpg",
             "ClothesType": "Upper-body",
             "LogoAdd": 1,
-            "LogoParam": {"LogoUrl": "https://x/l.png", "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4}},
+            "LogoParam": {
+                "LogoUrl": "https://x/l.png",
+                "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4},
+            },
             "RspImgType": "base64",
         }
     )
     [row] = read(write(tmp_path, [line]))
     assert isinstance(row, ManifestRow)
     body = row.to_request("url").to_body()
-    assert body["LogoParam"] == {"LogoUrl": "https://x/l.png", "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4}}
+    assert body["LogoParam"] == {
+        "LogoUrl": "https://x/l.png",
+        "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4},
+    }
     assert body["RspImgType"] == "base64" and body["LogoAdd"] == 1
 
 
@@ -59,7 +67,11 @@ def test_a_broken_line_is_reported_and_the_rest_is_read(tmp_path: Path) -> None:
     path = write(tmp_path, [obj(id="a"), '{"id": "b", "model_url": ', "", obj(id="c")])
     items = read(path)
     assert isinstance(items[0], ManifestRow)
-    assert isinstance(items[1], Problem) and items[1].line == 2 and "not valid JSON" in items[1].message
+    assert (
+        isinstance(items[1], Problem)
+        and items[1].line == 2
+        and "not valid JSON" in items[1].message
+    )
     assert isinstance(items[2], ManifestRow) and items[2].line == 4
 
 

@@ -33,14 +33,25 @@ def problem(**fields: Any) -> str:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://x/m.jpg", "file:///etc/passwd", "data:image/png;base64,AAAA", "javascript:alert(1)",
-     "C:\\images\\m.jpg", "https://", "https:///path", "https://x:99999/m.jpg", "http://a b/c.jpg"],
+    [
+        "ftp://x/m.jpg",
+        "file:///etc/passwd",
+        "data:image/png;base64,AAAA",
+        "javascript:alert(1)",
+        "C:\\images\\m.jpg",
+        "https://",
+        "https:///path",
+        "https://x:99999/m.jpg",
+        "http://a b/c.jpg",
+    ],
 )
 def test_only_http_and_https_urls_are_accepted(url: str) -> None:
     assert "model_url" in problem(model_url=url)
 
 
-@pytest.mark.parametrize("url", ["https://x/m.jpg", "HTTP://X:8080/a/b.jpg?x=1#f", "http://127.0.0.1/m"])
+@pytest.mark.parametrize(
+    "url", ["https://x/m.jpg", "HTTP://X:8080/a/b.jpg?x=1#f", "http://127.0.0.1/m"]
+)
 def test_absolute_http_urls_pass_unchanged(url: str) -> None:
     row = check(model_url=url)
     assert isinstance(row, ManifestRow) and row.model_url == url
@@ -67,9 +78,14 @@ def test_a_bad_base_url_is_refused_before_reading(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("given", "canonical"),
     [
-        ("Upper-body", "Upper-body"), ("upper_body", "Upper-body"), ("UPPER BODY", "Upper-body"),
-        ("upperbody", "Upper-body"), (" lower-Body ", "Lower-body"), ("LOWER__BODY", "Lower-body"),
-        ("dress", "Dress"), ("DRESS", "Dress"),
+        ("Upper-body", "Upper-body"),
+        ("upper_body", "Upper-body"),
+        ("UPPER BODY", "Upper-body"),
+        ("upperbody", "Upper-body"),
+        (" lower-Body ", "Lower-body"),
+        ("LOWER__BODY", "Lower-body"),
+        ("dress", "Dress"),
+        ("DRESS", "Dress"),
     ],
 )
 def test_clothes_type_is_normalised(given: str, canonical: str) -> None:
@@ -84,8 +100,28 @@ def test_unknown_clothes_types_are_refused(given: str) -> None:
 
 @pytest.mark.parametrize(
     "ident",
-    ["a/b", "a\\b", "..", "x..y", ".hidden", "CON", "con.jpg", "LPT1", "nul", "ends.", "dot .",
-     "a:b", "a*b", "a?b", 'a"b', "a<b", "a|b", "tab\there", "x" * 101, "é" * 101],
+    [
+        "a/b",
+        "a\\b",
+        "..",
+        "x..y",
+        ".hidden",
+        "CON",
+        "con.jpg",
+        "LPT1",
+        "nul",
+        "ends.",
+        "dot .",
+        "a:b",
+        "a*b",
+        "a?b",
+        'a"b',
+        "a<b",
+        "a|b",
+        "tab\there",
+        "x" * 101,
+        "é" * 101,
+    ],
 )
 def test_ids_unsafe_as_file_names_are_refused(ident: str) -> None:
     assert "id " in problem(id=ident)
@@ -116,7 +152,9 @@ def test_missing_ids_get_stable_derived_ids() -> None:
 
 def test_dedupe_key_ignores_delivery_and_the_default_logo() -> None:
     key = dedupe_key("https://m", "https://c", "Dress", {})
-    assert key == dedupe_key("https://m", "https://c", "Dress", {"logo_add": 1, "rsp_img_type": "url"})
+    assert key == dedupe_key(
+        "https://m", "https://c", "Dress", {"logo_add": 1, "rsp_img_type": "url"}
+    )
     assert key != dedupe_key("https://m", "https://c", "Dress", {"logo_add": 0})
     assert key != dedupe_key("https://m", "https://c", "Upper-body", {})
 
@@ -146,16 +184,25 @@ def test_logo_options_must_be_well_formed(fields: dict[str, Any], message: str) 
 
 @pytest.mark.parametrize(
     "rect",
-    ["10,20,300,400", "10;20;300;400", " 10 20 300 400 ", "[10,20,300,400]",
-     '{"x":10,"y":20,"width":300,"height":400}', [10, 20, 300, 400],
-     {"X": 10, "Y": 20, "Width": 300, "Height": 400}],
+    [
+        "10,20,300,400",
+        "10;20;300;400",
+        " 10 20 300 400 ",
+        "[10,20,300,400]",
+        '{"x":10,"y":20,"width":300,"height":400}',
+        [10, 20, 300, 400],
+        {"X": 10, "Y": 20, "Width": 300, "Height": 400},
+    ],
 )
 def test_logo_rect_forms(rect: Any) -> None:
     row = check(logo_image="aGVsbG8=", logo_rect=rect)
     assert isinstance(row, ManifestRow)
     assert row.options["logo_rect"] == {"x": 10, "y": 20, "width": 300, "height": 400}
     assert row.to_request("url").to_body()["LogoParam"]["LogoRect"] == {
-        "X": 10, "Y": 20, "Width": 300, "Height": 400,
+        "X": 10,
+        "Y": 20,
+        "Width": 300,
+        "Height": 400,
     }
 
 

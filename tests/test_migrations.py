@@ -127,8 +127,12 @@ async def test_database_at_previous_revision_upgrades_with_rows_intact(db: str) 
             assert job.created_at == at and job.created_at.tzinfo is not None
             assert await store.counts() == {
                 "spring": {
-                    "queued": 1, "submitting": 0, "generated": 0,
-                    "done": 1, "failed": 0, "linked": 1,
+                    "queued": 1,
+                    "submitting": 0,
+                    "generated": 0,
+                    "done": 1,
+                    "failed": 0,
+                    "linked": 1,
                 }
             }
             summary = await store.event_summary()
@@ -200,8 +204,13 @@ def test_two_processes_opening_a_new_sqlite_file_at_once_both_succeed(tmp_path: 
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     results = [p.communicate(timeout=60) for p in procs]
@@ -220,7 +229,8 @@ def test_installed_layout_migrates_without_the_checkout(tmp_path: Path) -> None:
     site = tmp_path / "site"
     shutil.copytree(REPO / "runner", site / "runner", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(
-        REPO / "migrations", site / "runner" / "_migrations",
+        REPO / "migrations",
+        site / "runner" / "_migrations",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     elsewhere = tmp_path / "elsewhere"
@@ -240,8 +250,13 @@ def test_installed_layout_migrates_without_the_checkout(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -11,14 +11,14 @@ import anyio
 import click
 from rich.console import Console
 
-from runner.api.client import ChangeClothesClient, Timeouts, http_session
+from runner.api.client import Timeouts
 from runner.cli.main import cli
 from runner.cli.options import db_option, endpoint_options, out_option, resolve_endpoint
-from runner.credentials import Credentials, CredentialsError, load_credentials
-from runner.progress import format_summary, show_progress
+from runner.credentials import CredentialsError, load_credentials
+from runner.execute import execute_run
+from runner.progress import format_summary
 from runner.scheduler.policy import RetryPolicy
-from runner.scheduler.run import RunResult, RunSettings, Scheduler, StopReason
-from runner.store import open_store
+from runner.scheduler.run import RunResult, RunSettings, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -36,37 +36,6 @@ def parse_until(value: str | None, now: datetime | None = None) -> datetime | No
     if moment <= now:
         moment += timedelta(days=1)
     return moment
-
-
-async def execute_run(
-    db: str,
-    credentials: Credentials,
-    endpoint: str,
-    region: str,
-    settings: RunSettings,
-    timeouts: Timeouts,
-    console: Console | None = None,
-) -> RunResult:
-    """The whole run as a library call: store, HTTP session, client, scheduler."""
-    store = await open_store(db)
-    try:
-        connections = settings.concurrency + settings.download_workers + 4
-        async with http_session(timeouts, connections) as session:
-            client = ChangeClothesClient(session, credentials, endpoint, region)
-            scheduler = Scheduler(store, client, session, settings)
-            async with anyio.create_task_group() as tg:
-                if console is not None:
-
-                    async def counts() -> dict[str, int]:
-                        return await store.state_totals(settings.batch)
-
-                    tg.start_soon(show_progress, scheduler.stats, counts, console)
-                result = await scheduler.run()
-                tg.cancel_scope.cancel()
-            return result
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
 
 
 def report_result(result: RunResult, console: Console) -> None:

@@ -1,0 +1,43 @@
+"""A whole run as one library call: store, HTTP session, client, scheduler, progress."""
+
+from __future__ import annotations
+
+import anyio
+from rich.console import Console
+
+from runner.api.client import ChangeClothesClient, Timeouts, http_session
+from runner.credentials import Credentials
+from runner.progress import show_progress
+from runner.scheduler.run import RunResult, RunSettings, Scheduler
+from runner.store import open_store
+
+
+async def execute_run(
+    db: str,
+    credentials: Credentials,
+    endpoint: str,
+    region: str,
+    settings: RunSettings,
+    timeouts: Timeouts,
+    console: Console | None = None,
+) -> RunResult:
+    """The whole run as a library call: store, HTTP session, client, scheduler."""
+    store = await open_store(db)
+    try:
+        connections = settings.concurrency + settings.download_workers + 4
+        async with http_session(timeouts, connections) as session:
+            client = ChangeClothesClient(session, credentials, endpoint, region)
+            scheduler = Scheduler(store, client, session, settings)
+            async with anyio.create_task_group() as tg:
+                if console is not None:
+
+                    async def counts() -> dict[str, int]:
+                        return await store.state_totals(settings.batch)
+
+                    tg.start_soon(show_progress, scheduler.stats, counts, console)
+                result = await scheduler.run()
+                tg.cancel_scope.cancel()
+            return result
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
