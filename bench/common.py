@@ -416,3 +416,40 @@ def step(label: str) -> Iterator[None]:
     started = time.perf_counter()
     yield
     print(f"  {label}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+# -- the large manifest of B3 and B4 -------------------------------------------------------
+
+BIG_ROWS = 1_000_000
+QUICK_BIG_ROWS = 20_000
+
+
+def big_manifest(rows: int) -> Path:
+    """A `rows`-row CSV of distinct jobs with realistic absolute URLs, made once and cached
+    under bench/work (the submit never fetches them, so no host is contacted)."""
+    path = WORK / f"manifest-{rows}.csv"
+    done = path.with_suffix(".csv.ok")
+    if path.exists() and done.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".csv.part")
+    with temp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "model_url", "clothes_url", "clothes_type"])
+        for n in range(rows):
+            writer.writerow(
+                [
+                    f"sku-{n:07d}",
+                    f"https://images.example.com/models/model-{n % 2000:04d}.jpg",
+                    f"https://images.example.com/garments/sku-{n:07d}.jpg",
+                    CLOTHES_TYPES[n % 3],
+                ]
+            )
+    temp.replace(path)
+    done.touch()
+    return path
+
+
+def remove_db(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -11,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from runner.scheduler.run import RunStats
-
-log = logging.getLogger("runner.progress")
 
 CountsFn = Callable[[], Awaitable[dict[str, int]]]
 
@@ -32,10 +29,12 @@ async def show_progress(
 ) -> None:
     """Runs until cancelled. `counts` gives jobs per state for the run's scope."""
     if not console.is_terminal:
+        # Logs and cron mail: one plain line now and then instead of a redrawn bar.
         interval = interval or 30.0
         while True:
             await anyio.sleep(interval)
-            log.warning("progress: %s", _line(stats, await counts()))
+            stamp = time.strftime("%H:%M:%S")
+            console.print(f"{stamp} {_line(stats, await counts())}", highlight=False)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,49 @@ import click
 DEFAULT_CONFIG = "changeclothes.toml"
 
 
-def _default_map(config_path: Path, commands: list[str]) -> dict[str, Any]:
-    """Top-level keys apply to every command; a `[command]` table overrides them for it."""
+def _param_names(command: click.Command) -> dict[str, str]:
+    """Settings-file keys a command accepts: its long option names and its parameter names."""
+    names: dict[str, str] = {}
+    for param in command.params:
+        if param.name is None:
+            continue
+        names[param.name] = param.name
+        for opt in param.opts:
+            if opt.startswith("--"):
+                names[opt[2:].replace("-", "_")] = param.name
+    return names
+
+
+def _defaults_for(
+    config_path: Path, name: str, command: click.Command, flat: dict[str, Any], section: Any
+) -> dict[str, Any]:
+    section = section if isinstance(section, dict) else {}
+    if isinstance(command, click.Group):  # `db upgrade`: nested tables, same top-level keys
+        return {
+            sub_name: _defaults_for(config_path, sub_name, sub, flat, section.get(sub_name))
+            for sub_name, sub in command.commands.items()
+        }
+    accepted = _param_names(command)
+    values: dict[str, Any] = {}
+    for key, value in {**flat, **section}.items():
+        param = accepted.get(key.replace("-", "_"))
+        if param is not None:
+            values[param] = value
+        elif key in section:
+            raise click.UsageError(f"{config_path}: [{name}] has no setting {key!r}")
+    return values
+
+
+def _default_map(config_path: Path, commands: Mapping[str, click.Command]) -> dict[str, Any]:
+    """Top-level keys apply to every command that has such an option; a `[command]` table
+    applies to that command only. Keys are option names (`rsp-img-type` or `rsp_img_type`)."""
     with config_path.open("rb") as fh:
         data = tomllib.load(fh)
-    flat = {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
-    result: dict[str, Any] = {}
-    for name in commands:
-        section = data.get(name, {})
-        if not isinstance(section, dict):
-            section = {}
-        result[name] = {**flat, **{k.replace("-", "_"): v for k, v in section.items()}}
-    return result
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    return {
+        name: _defaults_for(config_path, name, command, flat, data.get(name))
+        for name, command in commands.items()
+    }
 
 
 class _Group(click.Group):
@@ -49,7 +81,7 @@ class _Group(click.Group):
             raise click.UsageError(f"settings file {config} does not exist")
         if config.is_file():
             try:
-                extra.setdefault("default_map", _default_map(config, list(self.commands)))
+                extra.setdefault("default_map", _default_map(config, self.commands))
             except tomllib.TOMLDecodeError as exc:
                 raise click.UsageError(f"settings file {config} is not valid TOML: {exc}") from exc
         return super().make_context(info_name, args, parent, **extra)

@@ -1,0 +1,534 @@
+"""The queue read (and put right) the morning after a run: report data, export rows, retry.
+
+Kept apart from `queue.py`, which holds the scheduler's transitions; like it, every query here
+is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
+
+- `report_data` gathers what `changeclothes report` shows, per batch: jobs per state, calls
+  by answer, API time, expiries, the failed and unfinished jobs (capped), and done results
+  for the gallery (capped). It reads; the HTML lives in `runner.report`.
+- `iter_export_rows` yields one dict per job, fetched in chunks by id (keyset paging, one
+  short read transaction per chunk), so a million-job export holds one chunk in memory.
+- `retry_failed` moves failed jobs back to `queued` in one write transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runner.api.errors import ErrorClass
+from runner.store.jobs import IN_FLIGHT_STATES, WORK_STATES, JobState
+from runner.store.models import UTCDateTime, batches, events, jobs
+from runner.store.queue import Store
+
+ROW_LIMIT = 1000
+"""Failed and unfinished jobs listed per batch in a report (the export has them all)."""
+
+GALLERY_LIMIT = 500
+"""Done results shown per batch in a report's gallery."""
+
+EXPORT_CHUNK = 2000
+"""Jobs read per query by `iter_export_rows`."""
+
+EXPORT_COLUMNS = (
+    "batch",
+    "id",
+    "state",
+    "model_url",
+    "clothes_url",
+    "clothes_type",
+    "attempts",
+    "last_error_code",
+    "last_error_message",
+    "output_path",
+    "sha256",
+    "bytes",
+    "request_id",
+    "finished_at",
+)
+"""The export's columns, in order. `id` is the manifest's id (the output file's name)."""
+
+RETRY_EVENT = "retry"
+"""The event kind `retry_failed` records, one per job moved back (its old code and attempts)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """A failed or unfinished job as the report lists it."""
+
+    id: str  # the manifest's id
+    state: str
+    attempts: int
+    code: str | None
+    message: str | None
+    model_url: str
+    clothes_url: str
+    clothes_type: str
+    not_before: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    """A done job's result file, as recorded (`output_path` as the run wrote it)."""
+
+    id: str
+    output_path: str
+    bytes: int | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    name: str
+    submitted_at: datetime | None
+    counts: dict[str, int]  # jobs per state, every state present
+    calls_by_code: dict[str, int] = field(default_factory=dict)  # API calls by answer ('OK')
+    throttled: int = 0  # calls answered with a throttling code (never charged)
+    api_ms: int = 0  # time spent in API calls, summed over calls
+    expired: int = 0  # result URLs that expired before their download: generated again
+    downloads: int = 0
+    download_failures: int = 0
+    download_bytes: int = 0
+    retried: int = 0  # jobs moved back from failed by `changeclothes retry`
+    failed_by_code: dict[str, int] = field(default_factory=dict)  # failed jobs by last code
+    failed: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by code
+    unfinished: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by id
+    gallery: list[ResultImage] = field(default_factory=list)  # the first `GALLERY_LIMIT`
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return self.counts.get(JobState.DONE, 0)
+
+    @property
+    def failed_total(self) -> int:
+        return self.counts.get(JobState.FAILED, 0)
+
+    @property
+    def unfinished_total(self) -> int:
+        return sum(self.counts.get(s, 0) for s in WORK_STATES)
+
+    @property
+    def calls(self) -> int:
+        return sum(self.calls_by_code.values())
+
+    @property
+    def paid_calls(self) -> int:
+        """Successful calls: each one is billed."""
+        return self.calls_by_code.get("OK", 0)
+
+    @property
+    def failed_calls_by_code(self) -> dict[str, int]:
+        """Calls that got an error answer (throttling included), most frequent first."""
+        errors = {c: n for c, n in self.calls_by_code.items() if c != "OK"}
+        return dict(sorted(errors.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass(frozen=True)
+class ReportData:
+    generated_at: datetime
+    database: str  # the database URL, password masked
+    batches: list[BatchReport]
+    row_limit: int = ROW_LIMIT
+    gallery_limit: int = GALLERY_LIMIT
+
+
+async def report_data(
+    store: Store,
+    batch: str | None = None,
+    *,
+    row_limit: int = ROW_LIMIT,
+    gallery_limit: int = GALLERY_LIMIT,
+) -> ReportData:
+    """Everything `changeclothes report` shows, for every batch or only `batch`.
+
+    Raises UnknownBatchError for a batch name that does not exist.
+    """
+    counts = await store.counts(batch)
+    async with store.read() as conn:
+        query = sa.select(batches.c.id, batches.c.name, batches.c.submitted_at).order_by(
+            batches.c.id
+        )
+        if batch is not None:
+            query = query.where(batches.c.id == await store.batch_id(conn, batch))
+        rows = (await conn.execute(query)).all()
+        activity = await _events_by_batch(conn, [r.id for r in rows])
+        reports = []
+        for row in rows:
+            reports.append(
+                BatchReport(
+                    name=row.name,
+                    submitted_at=row.submitted_at,
+                    counts=counts.get(row.name, {str(s): 0 for s in JobState}),
+                    failed_by_code=await _failed_by_code(conn, row.id),
+                    failed=await _failed_jobs(conn, row.id, row_limit),
+                    unfinished=await _unfinished_jobs(conn, row.id, row_limit),
+                    gallery=await _done_results(conn, row.id, gallery_limit),
+                    **activity.get(row.id, {}),
+                )
+            )
+    return ReportData(
+        generated_at=utcnow(),
+        database=store.url_for_display,
+        batches=reports,
+        row_limit=row_limit,
+        gallery_limit=gallery_limit,
+    )
+
+
+async def _events_by_batch(
+    conn: AsyncConnection, batch_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """Per batch: the `BatchReport` fields that come from the events table."""
+    if not batch_ids:
+        return {}
+    query = (
+        sa.select(
+            events.c.batch_id,
+            events.c.kind,
+            events.c.code,
+            events.c.error_class,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(events.c.latency_ms), 0),
+            sa.func.coalesce(sa.func.sum(events.c.bytes), 0),
+        )
+        .where(events.c.batch_id.in_(batch_ids))
+        .group_by(events.c.batch_id, events.c.kind, events.c.code, events.c.error_class)
+    )
+    result: dict[int, dict[str, Any]] = {}
+    for batch_id, kind, code, error_class, n, latency, size in await conn.execute(query):
+        fields = result.setdefault(
+            batch_id,
+            {
+                "calls_by_code": {},
+                "throttled": 0,
+                "api_ms": 0,
+                "expired": 0,
+                "downloads": 0,
+                "download_failures": 0,
+                "download_bytes": 0,
+                "retried": 0,
+            },
+        )
+        n, latency, size = int(n), int(latency), int(size)
+        if kind == "call":
+            key = code or "?"
+            fields["calls_by_code"][key] = fields["calls_by_code"].get(key, 0) + n
+            fields["api_ms"] += latency
+            if error_class == ErrorClass.THROTTLE:
+                fields["throttled"] += n
+        elif kind == "download":
+            if code in (None, "OK"):
+                fields["downloads"] += n
+                fields["download_bytes"] += size
+            else:
+                fields["download_failures"] += n
+        elif kind == "expired":
+            fields["expired"] += n
+        elif kind == RETRY_EVENT:
+            fields["retried"] += n
+    return result
+
+
+async def _failed_by_code(conn: AsyncConnection, batch_id: int) -> dict[str, int]:
+    query = (
+        sa.select(jobs.c.last_error_code, sa.func.count())
+        .where(jobs.c.batch_id == batch_id, jobs.c.state == JobState.FAILED)
+        .group_by(jobs.c.last_error_code)
+    )
+    found = {code or "?": int(n) for code, n in await conn.execute(query)}
+    return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _job_line(row: Any) -> JobLine:
+    return JobLine(
+        id=row.external_id,
+        state=row.state,
+        attempts=int(row.attempts),
+        code=row.last_error_code,
+        message=row.last_error_message,
+        model_url=row.model_url,
+        clothes_url=row.clothes_url,
+        clothes_type=row.clothes_type,
+        not_before=row.not_before,
+        finished_at=row.finished_at,
+    )
+
+
+_LINE_COLUMNS = (
+    jobs.c.id,
+    jobs.c.external_id,
+    jobs.c.state,
+    jobs.c.attempts,
+    jobs.c.last_error_code,
+    jobs.c.last_error_message,
+    jobs.c.model_url,
+    jobs.c.clothes_url,
+    jobs.c.clothes_type,
+    jobs.c.not_before,
+    jobs.c.finished_at,
+)
+
+
+async def _failed_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list[JobLine]:
+    query = (
+        sa.select(*_LINE_COLUMNS)
+        .where(jobs.c.batch_id == batch_id, jobs.c.state == JobState.FAILED)
+        .order_by(jobs.c.last_error_code, jobs.c.id)
+        .limit(limit)
+    )
+    return [_job_line(r) for r in await conn.execute(query)]
+
+
+async def _unfinished_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list[JobLine]:
+    query = (
+        sa.select(*_LINE_COLUMNS)
+        .where(jobs.c.batch_id == batch_id, jobs.c.state.in_(WORK_STATES))
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [_job_line(r) for r in await conn.execute(query)]
+
+
+async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> list[ResultImage]:
+    if limit <= 0:
+        return []
+    query = (
+        sa.select(jobs.c.external_id, jobs.c.output_path, jobs.c.bytes, jobs.c.finished_at)
+        .where(
+            jobs.c.batch_id == batch_id,
+            jobs.c.state == JobState.DONE,
+            jobs.c.output_path.is_not(None),
+        )
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [
+        ResultImage(r.external_id, r.output_path, r.bytes, r.finished_at)
+        for r in await conn.execute(query)
+    ]
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+async def iter_export_rows(
+    store: Store, batch: str | None = None, *, chunk: int = EXPORT_CHUNK
+) -> AsyncIterator[dict[str, Any]]:
+    """One dict per job (keys `EXPORT_COLUMNS`), in job order, for every batch or `batch`.
+
+    Jobs are read `chunk` at a time, each chunk in its own short read transaction, and no
+    connection is held while the caller handles the rows: memory stays flat at any size and a
+    run may go on writing meanwhile. Raises UnknownBatchError for an unknown batch name.
+    """
+    where: sa.ColumnElement[bool] = sa.true()
+    if batch is not None:
+        async with store.read() as conn:
+            where = jobs.c.batch_id == await store.batch_id(conn, batch)
+    query = (
+        sa.select(
+            jobs.c.id.label("job_pk"),
+            batches.c.name.label("batch"),
+            jobs.c.external_id.label("id"),
+            jobs.c.state,
+            jobs.c.model_url,
+            jobs.c.clothes_url,
+            jobs.c.clothes_type,
+            jobs.c.attempts,
+            jobs.c.last_error_code,
+            jobs.c.last_error_message,
+            jobs.c.output_path,
+            jobs.c.sha256,
+            jobs.c.bytes,
+            jobs.c.request_id,
+            jobs.c.finished_at,
+        )
+        .select_from(jobs.join(batches, batches.c.id == jobs.c.batch_id))
+        .order_by(jobs.c.id)
+        .limit(chunk)
+    )
+    last = 0
+    while True:
+        async with store.read() as conn:
+            rows = (await conn.execute(query.where(where, jobs.c.id > last))).mappings().all()
+        for row in rows:
+            yield {name: row[name] for name in EXPORT_COLUMNS}
+        if len(rows) < chunk:
+            return
+        last = rows[-1]["job_pk"]
+
+
+# -- retry -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What `retry_failed` did (or, with `dry_run`, would do)."""
+
+    by_code: dict[str, int]  # failed jobs moved back, by their last error code
+    waiting: int = 0  # ... of which wait for an identical job instead of calling (`linked`)
+    reused: int = 0  # ... of which were done at once from an identical job's result
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_code.values())
+
+    @property
+    def queued(self) -> int:
+        return self.total - self.waiting - self.reused
+
+
+def _code_filter(column: sa.ColumnElement[Any], codes: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`CODE` matches exactly; `FAMILY*` matches every code starting with `FAMILY`."""
+    if not codes:
+        return sa.true()
+    exact = [c for c in codes if not c.endswith("*")]
+    prefixes = [c.rstrip("*") for c in codes if c.endswith("*")]
+    terms: list[sa.ColumnElement[bool]] = []
+    if exact:
+        terms.append(column.in_(exact))
+    for prefix in prefixes:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        terms.append(column.like(escaped + "%", escape="\\"))
+    return sa.or_(*terms)
+
+
+async def retry_failed(
+    store: Store,
+    batch: str | None = None,
+    codes: Sequence[str] = (),
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> RetryResult:
+    """Move failed jobs (of `batch`; with `codes`, only those whose last error code matches)
+    back to `queued`, with attempts reset to 0 and no `not_before`, in one transaction.
+
+    The last error code and message stay on the job until its next outcome. Each job moved
+    gets one `retry` event (its old code and attempt count). A job that was failed with the
+    identical job it was linked to does not pay for a second call: it waits for that job
+    (`linked`) when that one is queued again or still in flight, and is done at once from its
+    result when that one is done. Raises UnknownBatchError for an unknown batch name.
+    """
+    now = now or utcnow()
+    async with store.write() as conn:
+        scope: sa.ColumnElement[bool] = sa.true()
+        if batch is not None:
+            scope = jobs.c.batch_id == await store.batch_id(conn, batch)
+        chosen = sa.and_(
+            jobs.c.state == JobState.FAILED, scope, _code_filter(jobs.c.last_error_code, codes)
+        )
+        counted = await conn.execute(
+            sa.select(jobs.c.last_error_code, sa.func.count())
+            .where(chosen)
+            .group_by(jobs.c.last_error_code)
+        )
+        by_code = {code or "?": int(n) for code, n in counted}
+        by_code = dict(sorted(by_code.items(), key=lambda item: (-item[1], item[0])))
+
+        # A job failed together with the identical job it was linked to (its "leader").
+        leader = jobs.alias("leader")
+        leader_chosen = sa.and_(
+            leader.c.state == JobState.FAILED,
+            leader.c.linked_job_id.is_(None),
+            _code_filter(leader.c.last_error_code, codes),
+        )
+        if batch is not None:
+            leader_chosen = sa.and_(
+                leader_chosen, leader.c.batch_id == await store.batch_id(conn, batch)
+            )
+        leader_done = sa.exists().where(
+            leader.c.id == jobs.c.linked_job_id, leader.c.state == JobState.DONE
+        )
+        leader_coming = sa.exists().where(
+            leader.c.id == jobs.c.linked_job_id,
+            sa.or_(leader.c.state.in_(IN_FLIGHT_STATES), leader_chosen),
+        )
+        reuse = sa.and_(chosen, jobs.c.linked_job_id.is_not(None), leader_done)
+        wait = sa.and_(chosen, jobs.c.linked_job_id.is_not(None), leader_coming)
+        if dry_run:
+            reused = await conn.scalar(sa.select(sa.func.count()).where(reuse))
+            waiting = await conn.scalar(sa.select(sa.func.count()).where(wait))
+            return RetryResult(by_code, int(waiting or 0), int(reused or 0), dry_run=True)
+        if not by_code:
+            return RetryResult({})
+
+        await _insert_events(conn, RETRY_EVENT, chosen, now, code=jobs.c.last_error_code)
+        await _insert_events(conn, "linked", reuse, now, code=sa.literal("OK"))
+
+        def from_leader(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+            return sa.select(column).where(leader.c.id == jobs.c.linked_job_id).scalar_subquery()
+
+        reused_rows = await conn.execute(
+            sa.update(jobs)
+            .where(reuse)
+            .values(
+                state=JobState.DONE,
+                attempts=0,
+                not_before=None,
+                last_error_code=None,
+                last_error_message=None,
+                output_path=from_leader(leader.c.output_path),
+                sha256=from_leader(leader.c.sha256),
+                bytes=from_leader(leader.c.bytes),
+                request_id=from_leader(leader.c.request_id),
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        reset = {
+            "attempts": 0,
+            "not_before": None,
+            "claimed_by": None,
+            "claimed_at": None,
+            "result_url": None,
+            "result_expires_at": None,
+            "finished_at": None,
+            "updated_at": now,
+        }
+        waiting_rows = await conn.execute(
+            sa.update(jobs).where(wait).values(state=JobState.LINKED, **reset)
+        )
+        await conn.execute(sa.update(jobs).where(chosen).values(state=JobState.QUEUED, **reset))
+    return RetryResult(by_code, int(waiting_rows.rowcount), int(reused_rows.rowcount))
+
+
+async def _insert_events(
+    conn: AsyncConnection,
+    kind: str,
+    where: sa.ColumnElement[bool],
+    now: datetime,
+    *,
+    code: sa.ColumnElement[Any],
+) -> None:
+    """One event of `kind` per job matching `where`, in a single INSERT ... SELECT."""
+    await conn.execute(
+        sa.insert(events).from_select(
+            ["kind", "at", "job_id", "batch_id", "code", "attempt"],
+            sa.select(
+                sa.literal(kind, sa.String),
+                sa.literal(now, UTCDateTime()),
+                jobs.c.id,
+                jobs.c.batch_id,
+                code,
+                jobs.c.attempts,
+            ).where(where),
+        )
+    )
