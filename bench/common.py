@@ -174,7 +174,8 @@ def run_child(
 
 
 def runner_cli(*args: str, profile: Path | None = None) -> list[str]:
-    """`python -m runner ARGS`, or the same under pyinstrument writing a text profile."""
+    """`python -m runner ARGS`, or the same under pyinstrument saving a session to `profile`
+    (render it with `python -m pyinstrument --load FILE [-p flat=true]`)."""
     if profile is None:
         return [PYTHON, "-m", "runner", *args]
     return [
@@ -182,8 +183,7 @@ def runner_cli(*args: str, profile: Path | None = None) -> list[str]:
         "-m",
         "pyinstrument",
         "--renderer",
-        "text",
-        "--show-all",
+        "pyisession",
         "--outfile",
         str(profile),
         "-m",
@@ -381,7 +381,7 @@ def profile_path(name: str, enabled: bool) -> Path | None:
         return None
     folder = WORK / "profiles"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.txt"
+    return folder / f"{name}.pyisession"
 
 
 def write_result(name: str, args: argparse.Namespace, result: dict[str, Any]) -> Path:

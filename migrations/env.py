@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -19,6 +20,9 @@ from runner.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+if config.config_file_name is not None and "connection" not in config.attributes:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _configure(connection: Connection) -> None:

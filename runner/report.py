@@ -35,7 +35,8 @@ _CLASS_HINTS = {
     ErrorClass.WAIT: "The service was still being activated.",
 }
 
-_CSS = """
+_CSS = (
+    """
 :root { color-scheme: light dark; --fg: #1d232b; --muted: #5d6875; --line: #d9dee4;
   --bg: #fff; --panel: #f5f7f9; --ok: #1a7f37; --bad: #c62828; --warn: #9a6700; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ed; --muted: #9aa5b1;
@@ -64,7 +65,9 @@ td.msg { max-width: 420px; overflow-wrap: anywhere; }
 td.url { max-width: 260px; overflow-wrap: anywhere; font-size: 12px; color: var(--muted); }
 code { font-size: 12.5px; overflow-wrap: anywhere; }
 .gallery { display: grid; gap: 10px;
-  grid-template-columns: repeat(auto-fill, minmax(""" + str(THUMB_WIDTH) + """px, 1fr)); }
+  grid-template-columns: repeat(auto-fill, minmax("""
+    + str(THUMB_WIDTH)
+    + """px, 1fr)); }
 .gallery figure { margin: 0; background: var(--panel); border: 1px solid var(--line);
   border-radius: 6px; padding: 6px; }
 .gallery img { width: 100%; height: 220px; object-fit: contain; display: block; }
@@ -73,6 +76,7 @@ code { font-size: 12.5px; overflow-wrap: anywhere; }
   color: var(--bad); font-size: 12px; text-align: center; overflow-wrap: anywhere; }
 nav a { margin-right: 12px; }
 """
+)
 
 
 def _e(value: object) -> str:
@@ -130,18 +134,23 @@ def relative_href(target: Path, report_dir: Path) -> str:
     return quote(Path(rel).as_posix())
 
 
-def _table(
-    header: Iterable[tuple[str, str]], rows: Iterable[Iterable[str]], css_class: str
-) -> str:
+def _table(header: Iterable[tuple[str, str]], rows: Iterable[Iterable[str]], css_class: str) -> str:
     """`header` is (label, cell class) pairs; `rows` are cells already rendered as HTML."""
     head = "".join(f'<th class="{c}">{label}</th>' for label, c in header)
     body = "\n".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f'<table class="{css_class}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+    return (
+        f'<table class="{css_class}">\n<thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n{body}\n</tbody></table>"
+    )
 
 
 def _td(value: object, css_class: str = "") -> str:
     attr = f' class="{css_class}"' if css_class else ""
     return f"<td{attr}>{_e(value)}</td>"
+
+
+def _code_td(code: str | None) -> str:
+    return f'<td class="code"><code>{_e(code)}</code></td>' if code else '<td class="code"></td>'
 
 
 def _tile(label: str, value: object, css_class: str = "") -> str:
@@ -187,7 +196,10 @@ def _overview(data: ReportData) -> str:
             [
                 "<td><b>all batches</b></td>",
                 _td(""),
-                *(_td(sum(b.counts.get(str(s), 0) for b in data.batches), "n") for s in STATE_ORDER),
+                *(
+                    _td(sum(b.counts.get(str(s), 0) for b in data.batches), "n")
+                    for s in STATE_ORDER
+                ),
                 _td(total, "n"),
                 _td(sum(b.paid_calls for b in data.batches), "n"),
                 _td(sum(b.throttled for b in data.batches), "n"),
@@ -231,9 +243,7 @@ def _calls_section(b: BatchReport) -> str:
             ]
             for code, n in errors.items()
         ]
-        parts.append(
-            _table([("answer", ""), ("kind", ""), ("calls", "n")], rows, "calls-by-code")
-        )
+        parts.append(_table([("answer", ""), ("kind", ""), ("calls", "n")], rows, "calls-by-code"))
     return "\n".join(parts)
 
 
@@ -251,7 +261,7 @@ def _failed_section(b: BatchReport) -> str:
     rows = [
         [
             _td(job.id, "id"),
-            f'<td class="code"><code>{_e(job.code)}</code></td>',
+            _code_td(job.code),
             _td(job.message, "msg"),
             _td(job.attempts, "n"),
             _td(advice_for(job.code), "msg"),
@@ -297,7 +307,7 @@ def _unfinished_section(b: BatchReport) -> str:
             _td(job.id, "id"),
             _td(job.state),
             _td(job.attempts, "n"),
-            f'<td class="code"><code>{_e(job.code)}</code></td>',
+            _code_td(job.code),
             _td(job.message, "msg"),
             _td(_when(job.not_before)),
         ]
@@ -358,7 +368,9 @@ def _gallery_section(b: BatchReport, limit: int, out_dir: Path, report_dir: Path
     parts.append("</div>")
     shown = len(b.gallery)
     parts.append(
-        _more(shown, b.done, "results", "the rest are in the results folder; the export lists them.")
+        _more(
+            shown, b.done, "results", "the rest are in the results folder; the export lists them."
+        )
     )
     return "\n".join(parts)
 
@@ -412,7 +424,7 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
             ),
         ]
     else:
-        body = ['<p>No batches yet: submit a manifest with <code>changeclothes submit</code>.</p>']
+        body = ["<p>No batches yet: submit a manifest with <code>changeclothes submit</code>.</p>"]
     return "\n".join(
         [
             "<!DOCTYPE html>",

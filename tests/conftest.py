@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Store and manifest fixtures (fresh SQLite/PostgreSQL queue databases): tests/store_fixtures.py
+pytest_plugins = ["tests.store_fixtures"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -96,7 +96,12 @@ def write_csv(path: Path, rows: list[list[Any]], *, header: list[str] | None = N
 def pairs(n: int, *, prefix: str = "r", start: int = 0) -> list[list[Any]]:
     """`n` distinct valid rows."""
     return [
-        [f"{prefix}{i}", f"https://img.test/m/{prefix}{i}.jpg", f"https://img.test/c/{i}.jpg", "Dress"]
+        [
+            f"{prefix}{i}",
+            f"https://img.test/m/{prefix}{i}.jpg",
+            f"https://img.test/c/{i}.jpg",
+            "Dress",
+        ]
         for i in range(start, start + n)
     ]
 

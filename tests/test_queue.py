@@ -13,7 +13,7 @@ import pytest
 
 from runner.store import Job, JobState, JobStateError, Store, UnknownBatchError, open_store
 from runner.store.submit import submit_manifest
-from tests.store_fixtures import backend, db, job_rows, pairs, store, write_csv  # noqa: F401
+from tests.store_fixtures import job_rows, pairs, write_csv
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -35,7 +35,12 @@ async def claim(store: Store, now: datetime = T0, batch: str | None = None) -> J
 async def test_claim_takes_the_oldest_queued_job_and_marks_it(store: Store, tmp_path: Path) -> None:
     await add_batch(store, tmp_path, "a", 3)
     job = await claim(store)
-    assert (job.external_id, job.state, job.claimed_by, job.batch_name) == ("a-0", "submitting", "w1", "a")
+    assert (job.external_id, job.state, job.claimed_by, job.batch_name) == (
+        "a-0",
+        "submitting",
+        "w1",
+        "a",
+    )
     assert job.claimed_at == T0 and job.claimed_at.tzinfo is not None
     assert (await claim(store)).external_id == "a-1"
     assert (await store.get_job(job.id)).state == JobState.SUBMITTING  # type: ignore[union-attr]
@@ -51,8 +56,13 @@ async def test_to_request_builds_the_api_body(store: Store, tmp_path: Path) -> N
     await submit_manifest(store, path)
     x, y = await claim(store), await claim(store)
     assert x.to_request("url").to_body() == {
-        "ModelUrl": "https://m/1.jpg", "ClothesUrl": "https://c/1.jpg", "ClothesType": "Upper-body",
-        "LogoParam": {"LogoUrl": "https://l/1.png", "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4}},
+        "ModelUrl": "https://m/1.jpg",
+        "ClothesUrl": "https://c/1.jpg",
+        "ClothesType": "Upper-body",
+        "LogoParam": {
+            "LogoUrl": "https://l/1.png",
+            "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4},
+        },
         "RspImgType": "base64",
     }
     assert y.to_request("url").to_body()["RspImgType"] == "url"
@@ -62,8 +72,11 @@ async def test_backed_off_jobs_wait_for_not_before(store: Store, tmp_path: Path)
     await add_batch(store, tmp_path, "a", 2)
     first = await claim(store)
     attempts = await store.requeue(
-        first.id, not_before=T0 + timedelta(seconds=30), charge_attempt=True,
-        code="InnerError", message="boom",
+        first.id,
+        not_before=T0 + timedelta(seconds=30),
+        charge_attempt=True,
+        code="InnerError",
+        message="boom",
     )
     assert attempts == 1
     second = await claim(store)
@@ -76,11 +89,21 @@ async def test_backed_off_jobs_wait_for_not_before(store: Store, tmp_path: Path)
     assert await store.next_not_before(now=T0) is None
 
 
-async def test_requeue_without_charge_and_release_keep_attempts(store: Store, tmp_path: Path) -> None:
+async def test_requeue_without_charge_and_release_keep_attempts(
+    store: Store, tmp_path: Path
+) -> None:
     await add_batch(store, tmp_path, "a", 1)
     job = await claim(store)
-    assert await store.requeue(job.id, not_before=None, charge_attempt=False,
-                               code="RequestLimitExceeded", message="slow down") == 0
+    assert (
+        await store.requeue(
+            job.id,
+            not_before=None,
+            charge_attempt=False,
+            code="RequestLimitExceeded",
+            message="slow down",
+        )
+        == 0
+    )
     job = await claim(store)
     assert await store.release(job.id) is True
     assert await store.release(job.id) is False  # already queued: nothing to do
@@ -95,12 +118,19 @@ async def test_generated_then_done(store: Store, tmp_path: Path) -> None:
     await store.mark_generated(job.id, "https://result/1.jpg", expires, "req-1")
     [generated] = await store.generated_jobs()
     assert (generated.state, generated.result_url, generated.result_expires_at) == (
-        "generated", "https://result/1.jpg", expires,
+        "generated",
+        "https://result/1.jpg",
+        expires,
     )
     await store.mark_done(job.id, "/out/a/a-0.jpg", "f" * 64, 1234)
     done = await store.get_job(job.id)
     assert done is not None
-    assert (done.state, done.output_path, done.bytes, done.request_id) == ("done", "/out/a/a-0.jpg", 1234, "req-1")
+    assert (done.state, done.output_path, done.bytes, done.request_id) == (
+        "done",
+        "/out/a/a-0.jpg",
+        1234,
+        "req-1",
+    )
     assert done.finished_at is not None
     assert not await store.has_work()
 
@@ -169,7 +199,11 @@ async def test_shared_postgres_queue_recovers_only_own_or_stale_claims(
     )
     assert counts["recovered"] == 2
     states = {r["id"]: r["state"] for r in await job_rows(store)}
-    assert (states[mine.id], states[theirs.id], states[stale.id]) == ("queued", "submitting", "queued")
+    assert (states[mine.id], states[theirs.id], states[stale.id]) == (
+        "queued",
+        "submitting",
+        "queued",
+    )
 
 
 async def test_batch_scope_and_counts(store: Store, tmp_path: Path) -> None:
@@ -178,8 +212,9 @@ async def test_batch_scope_and_counts(store: Store, tmp_path: Path) -> None:
     job = await claim(store, batch="b")
     assert job.batch_name == "b" and job.external_id == "b-0"
     assert await store.has_work("a")
-    assert await store.counts("b") == {"b": {"queued": 2, "submitting": 1, "generated": 0,
-                                             "done": 0, "failed": 0, "linked": 0}}
+    assert await store.counts("b") == {
+        "b": {"queued": 2, "submitting": 1, "generated": 0, "done": 0, "failed": 0, "linked": 0}
+    }
     assert list(await store.counts()) == ["a", "b"]
     assert (await store.state_totals())["queued"] == 4
     with pytest.raises(UnknownBatchError, match="known: a, b"):
@@ -189,20 +224,34 @@ async def test_batch_scope_and_counts(store: Store, tmp_path: Path) -> None:
 async def test_events_are_summarised(store: Store, tmp_path: Path) -> None:
     await add_batch(store, tmp_path, "a", 1)
     job = await claim(store)
-    await store.record_event("call", job_id=job.id, code="RequestLimitExceeded", latency_ms=50,
-                             at=T0)
-    await store.record_event("call", job_id=job.id, code="OK", request_id="r", latency_ms=900,
-                             at=T0 + timedelta(seconds=5))
-    await store.record_event("download", job_id=job.id, code="OK", size=2048, at=T0 + timedelta(seconds=6))
+    await store.record_event(
+        "call", job_id=job.id, code="RequestLimitExceeded", latency_ms=50, at=T0
+    )
+    await store.record_event(
+        "call",
+        job_id=job.id,
+        code="OK",
+        request_id="r",
+        latency_ms=900,
+        at=T0 + timedelta(seconds=5),
+    )
+    await store.record_event(
+        "download", job_id=job.id, code="OK", size=2048, at=T0 + timedelta(seconds=6)
+    )
     summary = await store.event_summary()
     assert summary.calls_by_code == {"RequestLimitExceeded": 1, "OK": 1}
-    assert (summary.paid_calls, summary.calls, summary.downloads, summary.download_bytes) == (1, 2, 1, 2048)
+    assert (summary.paid_calls, summary.calls, summary.downloads, summary.download_bytes) == (
+        1,
+        2,
+        1,
+        2048,
+    )
     later = await store.event_summary(since=T0 + timedelta(seconds=1))
     assert later.calls_by_code == {"OK": 1}
     async with store.read() as conn:
-        from runner.store.models import events
-
         import sqlalchemy as sa
+
+        from runner.store.models import events
 
         batch_ids = set((await conn.scalars(sa.select(events.c.batch_id))).all())
     assert batch_ids == {job.batch_id}  # filled in from the job
@@ -257,8 +306,13 @@ def test_claimers_in_separate_processes_on_one_sqlite_file(tmp_path: Path) -> No
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]

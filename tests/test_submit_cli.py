@@ -63,8 +63,18 @@ def test_batch_base_url_and_format_options(tmp_path: Path, db: str) -> None:
     assert run("submit", path, "--db", db).exit_code == 2  # cannot tell the format
     no_base = run("submit", path, "--db", db, "--format", "jsonl")
     assert no_base.exit_code == 1 and "--base-url" in no_base.stderr
-    result = run("submit", path, "--db", db, "--format", "jsonl", "--batch", "night-1",
-                 "--base-url", "https://cdn.test/shoot")
+    result = run(
+        "submit",
+        path,
+        "--db",
+        db,
+        "--format",
+        "jsonl",
+        "--batch",
+        "night-1",
+        "--base-url",
+        "https://cdn.test/shoot",
+    )
     assert result.exit_code == 0, result.output
     status = json.loads(run("status", "--db", db, "--json").stdout)
     assert status["batches"][0]["batch"] == "night-1" and status["batches"][0]["queued"] == 1
@@ -87,13 +97,31 @@ def test_status_table_and_json(tmp_path: Path, db: str) -> None:
     table = run("status", "--db", db)
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["batch", "queued", "submitting", "generated", "linked", "done",
-                                "failed", "total"]
+    assert lines[0].split() == [
+        "batch",
+        "queued",
+        "submitting",
+        "generated",
+        "linked",
+        "done",
+        "failed",
+        "total",
+    ]
     assert lines[1].split() == ["a", "2", "0", "0", "0", "0", "0", "2"]
     assert lines[3].split() == ["TOTAL", "5", "0", "0", "0", "0", "0", "5"]
     data = json.loads(run("status", "--db", db, "--json", "--batch", "b").stdout)
-    assert data["batches"] == [{"batch": "b", "queued": 3, "submitting": 0, "generated": 0,
-                                "linked": 0, "done": 0, "failed": 0, "total": 3}]
+    assert data["batches"] == [
+        {
+            "batch": "b",
+            "queued": 3,
+            "submitting": 0,
+            "generated": 0,
+            "linked": 0,
+            "done": 0,
+            "failed": 0,
+            "total": 3,
+        }
+    ]
     unknown = run("status", "--db", db, "--batch", "zzz")
     assert unknown.exit_code == 2 and "no batch named 'zzz'" in unknown.stderr
     missing = run("status", "--db", str(tmp_path / "none.db"))
@@ -104,7 +132,9 @@ def test_validate_needs_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     good = run("validate", write_csv(tmp_path / "good.csv", pairs(4)))
     assert good.exit_code == 0 and "4 valid rows (csv, comma-separated)" in good.stdout
-    bad = run("validate", write_csv(tmp_path / "bad.csv", [["x", "https://x/m", "https://x/c", "hat"]]))
+    bad = run(
+        "validate", write_csv(tmp_path / "bad.csv", [["x", "https://x/m", "https://x/c", "hat"]])
+    )
     assert bad.exit_code == 1 and "line 2: clothes_type 'hat'" in bad.stderr
     assert list(tmp_path.glob("*.db")) == []
 

@@ -9,7 +9,7 @@ import pytest
 
 from runner.store import JobState, Store
 from runner.store.submit import submit_manifest
-from tests.store_fixtures import backend, db, job_rows, pairs, store, write_csv  # noqa: F401
+from tests.store_fixtures import job_rows, pairs, write_csv
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -30,7 +30,12 @@ async def finish(store: Store, external_id: str) -> int:
 async def test_the_same_manifest_twice_queues_nothing_new(store: Store, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "spring.csv", pairs(10))
     first = await submit_manifest(store, path)
-    assert (first.batch, first.queued, first.new_batch, first.unchanged) == ("spring", 10, True, False)
+    assert (first.batch, first.queued, first.new_batch, first.unchanged) == (
+        "spring",
+        10,
+        True,
+        False,
+    )
     again = await submit_manifest(store, path)
     assert again.unchanged and again.new == 0
     assert len(await job_rows(store)) == 10
@@ -43,7 +48,12 @@ async def test_a_changed_manifest_adds_only_new_ids(store: Store, tmp_path: Path
     changed[0][3] = "Upper-body"  # r0 now says something else: left as it was
     write_csv(path, changed)
     result = await submit_manifest(store, path)
-    assert (result.queued, result.already_present, result.changed_present, result.new_batch) == (2, 5, 1, False)
+    assert (result.queued, result.already_present, result.changed_present, result.new_batch) == (
+        2,
+        5,
+        1,
+        False,
+    )
     rows = await job_rows(store, "spring")
     assert [r["external_id"] for r in rows] == [f"r{i}" for i in range(7)]
     assert rows[0]["clothes_type"] == "Dress"
@@ -54,7 +64,9 @@ async def test_a_row_already_done_in_another_batch_is_linked_without_a_call(
 ) -> None:
     await submit_manifest(store, write_csv(tmp_path / "old.csv", [["o1", *SAME]]))
     source = await finish(store, "o1")
-    result = await submit_manifest(store, write_csv(tmp_path / "new.csv", [["n1", *SAME], *pairs(1)]))
+    result = await submit_manifest(
+        store, write_csv(tmp_path / "new.csv", [["n1", *SAME], *pairs(1)])
+    )
     assert (result.queued, result.linked_done, result.linked_waiting) == (1, 1, 0)
     n1 = next(r for r in await job_rows(store, "new") if r["external_id"] == "n1")
     assert n1["state"] == JobState.DONE and n1["linked_job_id"] == source
@@ -78,7 +90,9 @@ async def test_force_generates_again(store: Store, tmp_path: Path) -> None:
 async def test_a_row_in_flight_elsewhere_waits_for_it_and_follows_its_outcome(
     store: Store, tmp_path: Path
 ) -> None:
-    await submit_manifest(store, write_csv(tmp_path / "a.csv", [["a1", *SAME], *pairs(1, prefix="a")]))
+    await submit_manifest(
+        store, write_csv(tmp_path / "a.csv", [["a1", *SAME], *pairs(1, prefix="a")])
+    )
     result = await submit_manifest(store, write_csv(tmp_path / "b.csv", [["b1", *SAME]]))
     assert (result.queued, result.linked_waiting) == (0, 1)
     [b1] = await job_rows(store, "b")
@@ -161,7 +175,9 @@ async def test_an_error_while_inserting_leaves_nothing_half_queued(
     assert result.queued == 30
 
 
-async def test_batch_names_default_to_the_file_stem_and_are_checked(store: Store, tmp_path: Path) -> None:
+async def test_batch_names_default_to_the_file_stem_and_are_checked(
+    store: Store, tmp_path: Path
+) -> None:
     from runner.manifest import ManifestFormatError
 
     path = write_csv(tmp_path / "autumn.v2.csv", pairs(1))

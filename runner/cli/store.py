@@ -78,6 +78,8 @@ def db_upgrade(db: str) -> None:
             before = await current(engine)
             await migrate(engine)
             return before, await current(engine)
+        except OSError as exc:
+            raise StoreError(f"cannot open the queue database {display_url(url)}: {exc}") from exc
         finally:
             await engine.dispose()
 
@@ -96,9 +98,12 @@ def db_current(db: str) -> None:
     _require_existing(db)
 
     async def go() -> str | None:
-        engine = create_engine(database_url(db))
+        url = database_url(db)
+        engine = create_engine(url)
         try:
             return await current(engine)
+        except OSError as exc:
+            raise StoreError(f"cannot open the queue database {display_url(url)}: {exc}") from exc
         finally:
             await engine.dispose()
 

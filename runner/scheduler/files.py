@@ -1,6 +1,8 @@
 """Result files: written under a temporary name, fsynced, checked as an image, renamed.
 
-A file under its final name is therefore always whole. Blocking file work runs in a thread.
+A file under its final name is therefore always whole. Blocking file work runs in a thread,
+in one call per file: each hop to a worker thread costs the event loop, and a run at full
+speed writes hundreds of files a second.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 TEMP_PREFIX = ".changeclothes-"
 TEMP_SUFFIX = ".part"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+_RESULT_EXTENSIONS = tuple(sorted(set(_EXTENSIONS.values())))
 _CONTENT_TYPES = {
     "image/jpeg": ".jpg",
     "image/jpg": ".jpg",
@@ -67,10 +70,12 @@ def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Pa
     fmt = _image_format(temp)
     ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
     final = folder / f"{stem}{ext}"
-    # Another extension from an earlier run of the same job would leave two files.
-    for other in folder.glob(f"{stem}.*"):
-        if other != final and other.suffix in set(_EXTENSIONS.values()):
-            other.unlink(missing_ok=True)
+    # Another extension from an earlier run of the same job would leave two files. Named
+    # directly: a glob would scan the whole folder for every file (and `stem.*` would also
+    # match another job's `stem.v2.jpg`, or treat `[` in an id as a pattern).
+    for other_ext in _RESULT_EXTENSIONS:
+        if other_ext != ext:
+            (folder / f"{stem}{other_ext}").unlink(missing_ok=True)
     os.replace(temp, final)
     _fsync_dir(folder)
     return final
@@ -87,27 +92,35 @@ async def write_stream(
     content_type: str | None,
     expected_size: int | None = None,
 ) -> WrittenFile:
-    """Stream `chunks` to `folder/stem.<ext>` safely; raises NotAnImage for junk."""
-    await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
-    temp = temp_path(folder, stem)
+    """Receive `chunks`, then store them as `folder/stem.<ext>` safely; raises NotAnImage for
+    junk. The body is held in memory until it is whole (a result image is a few megabytes at
+    most), then written, fsynced, checked and renamed in one worker-thread call."""
     digest = hashlib.sha256()
+    parts: list[bytes] = []
     size = 0
-    try:
-        async with await anyio.open_file(temp, "wb") as fh:
-            async for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                await fh.write(chunk)
-            await fh.flush()
-            await anyio.to_thread.run_sync(os.fsync, fh.wrapped.fileno())
-        if expected_size is not None and size != expected_size:
-            raise IncompleteFile(f"got {size} of {expected_size} bytes")
-        final = await anyio.to_thread.run_sync(_finish, temp, folder, stem, content_type)
-    except BaseException:
-        with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-            await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
-        raise
+    async for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        parts.append(chunk)
+    if expected_size is not None and size != expected_size:
+        raise IncompleteFile(f"got {size} of {expected_size} bytes")
+    final = await anyio.to_thread.run_sync(_store, folder, stem, parts, content_type)
     return WrittenFile(final, digest.hexdigest(), size)
+
+
+def _store(folder: Path, stem: str, parts: list[bytes], content_type: str | None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = temp_path(folder, stem)
+    try:
+        with temp.open("wb") as fh:
+            fh.writelines(parts)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return _finish(temp, folder, stem, content_type)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
 
 
 async def write_bytes(folder: Path, stem: str, data: bytes) -> WrittenFile:

@@ -3,9 +3,12 @@
 from runner.store.errors import JobStateError, MigrationError, StoreError, UnknownBatchError
 from runner.store.jobs import FINAL_STATES, IN_FLIGHT_STATES, WORK_STATES, Job, JobState
 from runner.store.queue import DEFAULT_STALE_AFTER, EventSummary, Store, open_store
+from runner.store.status import BatchStatus, batch_status
+from runner.store.submit import SubmitResult, submit_manifest
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
+    "BatchStatus",
     "FINAL_STATES",
     "IN_FLIGHT_STATES",
     "WORK_STATES",
@@ -16,6 +19,9 @@ __all__ = [
     "MigrationError",
     "Store",
     "StoreError",
+    "SubmitResult",
     "UnknownBatchError",
+    "batch_status",
     "open_store",
+    "submit_manifest",
 ]

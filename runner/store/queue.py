@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner.store.database import create_engine, database_url, display_url, migrate
-from runner.store.errors import JobStateError, UnknownBatchError
+from runner.store.errors import JobStateError, StoreError, UnknownBatchError
 from runner.store.jobs import IN_FLIGHT_STATES, WORK_STATES, Job, JobState
 from runner.store.models import batches, events, jobs
 
@@ -67,6 +69,7 @@ class Store:
         self.url = url
         self._batch_names: dict[int, str] = {}
         self._batch_ids: dict[str, int] = {}
+        self._write_lock: anyio.Lock | None = None  # SQLite: this process's writers queue here
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -90,10 +93,23 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: BEGIN IMMEDIATE on SQLite; committed on success."""
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                await conn.execution_options(sqlite_immediate=True)
+        """A write transaction: BEGIN IMMEDIATE on SQLite; committed on success.
+
+        On SQLite the writers of this process also queue on a lock first: SQLite lets one
+        writer in at a time, and one waiting in its busy handler polls with sleeps of up to
+        100 ms, so pooled connections racing for the lock would mostly sleep. Other
+        processes still wait in the busy handler, up to the busy timeout.
+        """
+        if not self.is_sqlite or __import__('os').environ.get('NOLOCK'):
+            async with self.engine.connect() as conn:
+              if self.is_sqlite: await conn.execution_options(sqlite_immediate=True)
+              async with conn.begin():
+                yield conn
+            return
+        if self._write_lock is None:
+            self._write_lock = anyio.Lock()
+        async with self._write_lock, self.engine.connect() as conn:
+            await conn.execution_options(sqlite_immediate=True)
             async with conn.begin():
                 yield conn
 
@@ -626,6 +642,13 @@ async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     try:
         if migrate_schema:
             await migrate(engine)
+        else:
+            async with engine.connect():
+                pass
+    except (OSError, SQLAlchemyError) as exc:
+        await engine.dispose()
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StoreError(f"cannot open the queue database {display_url(url)}: {detail}") from exc
     except BaseException:
         await engine.dispose()
         raise

@@ -428,7 +428,7 @@ async def retry_failed(
     result when that one is done. Raises UnknownBatchError for an unknown batch name.
     """
     now = now or utcnow()
-    async with store.write() as conn:
+    async with store.read() if dry_run else store.write() as conn:
         scope: sa.ColumnElement[bool] = sa.true()
         if batch is not None:
             scope = jobs.c.batch_id == await store.batch_id(conn, batch)

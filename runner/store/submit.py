@@ -41,6 +41,8 @@ from runner.store.models import JSONType, UTCDateTime, batches, events, jobs, su
 from runner.store.queue import Store
 
 CHUNK_ROWS = 5000
+SQLITE_SUBMIT_CACHE_KIB = 16 * 1024
+"""SQLite page cache while submitting (KiB): bounds memory, keeps large inserts fast."""
 PG_SUBMIT_LOCK = PG_MIGRATION_LOCK + 1
 
 Progress = Callable[[str, int, int], None]
@@ -146,6 +148,8 @@ async def submit_manifest(
     async with store.engine.connect() as conn:
         try:
             async with conn.begin():
+                if store.is_sqlite:  # a large batch's indexes outgrow the default 2 MB cache
+                    await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_SUBMIT_CACHE_KIB}")
                 await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
                 await conn.run_sync(lambda c: staging.create(c))
                 staged = await _stage(conn, path, fmt, base_url, chunk_rows, progress)
@@ -184,6 +188,8 @@ async def submit_manifest(
                 await conn.execution_options(sqlite_immediate=False)
                 async with conn.begin():
                     await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
+                    if store.is_sqlite:
+                        await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
 async def _same_content_submitted(conn: AsyncConnection, name: str, sha: str) -> bool:

@@ -1,0 +1,264 @@
+"""`changeclothes report`, `export` and `retry`: the morning after a run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from runner.api.errors import ErrorClass, rule_for
+from runner.cli.main import cli
+from runner.cli.options import db_option, out_option
+from runner.cli.store import _require_existing, fail, run_store
+from runner.report import DEFAULT_NAME, write_report
+from runner.store import open_store
+from runner.store.reports import (
+    EXPORT_COLUMNS,
+    GALLERY_LIMIT,
+    ReportData,
+    RetryResult,
+    iter_export_rows,
+    report_data,
+    retry_failed,
+)
+
+EXPORT_FORMATS = ("csv", "jsonl")
+
+_batch_option = click.option(
+    "--batch", default=None, help="Only this batch [default: every batch]."
+)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+@cli.command("report")
+@db_option
+@out_option
+@_batch_option
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"HTML file to write [default: {DEFAULT_NAME} in the --out folder, next to the "
+    "results it shows].",
+)
+@click.option(
+    "--gallery-limit",
+    default=GALLERY_LIMIT,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Result thumbnails shown per batch (0: no gallery).",
+)
+def report(db: str, out: str, batch: str | None, output: Path | None, gallery_limit: int) -> None:
+    """Write one self-contained HTML page on the queue: what happened, what to do next.
+
+    Per batch: jobs per state; paid calls, throttled answers, failed calls by code,
+    re-generations after expired result URLs and total API time; the failed jobs with their
+    code, message, attempts and what to do; the jobs not finished yet with their last error;
+    and a gallery of the results, linked by paths relative to the report (so keep the report
+    beside the results folder, or move both together). No network, no JavaScript.
+    """
+    _require_existing(db)
+
+    async def go() -> ReportData:
+        async with await open_store(db) as store:
+            return await report_data(store, batch, gallery_limit=gallery_limit)
+
+    data = run_store(go)
+    path = output if output is not None else Path(out) / DEFAULT_NAME
+    try:
+        write_report(data, path, Path(out))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    done = sum(b.done for b in data.batches)
+    failed = sum(b.failed_total for b in data.batches)
+    waiting = sum(b.unfinished_total for b in data.batches)
+    paid = sum(b.paid_calls for b in data.batches)
+    click.echo(
+        f"{_plural(len(data.batches), 'batch', 'batches')}: {done} done, "
+        f"{failed} failed, {waiting} not finished; {_plural(paid, 'paid call')}."
+    )
+    click.echo(f"Report: {path}")
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _guess_format(output: str) -> str:
+    return "jsonl" if output.lower().endswith((".jsonl", ".ndjson")) else "csv"
+
+
+@contextmanager
+def _open_output(output: str) -> Iterator[IO[str]]:
+    """Standard output for `-`; else a temporary file renamed over OUTPUT once complete."""
+    if output == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(output)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@cli.command("export")
+@db_option
+@_batch_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS, case_sensitive=False),
+    default=None,
+    help="csv (with a header row) or jsonl (one JSON object a line) [default: jsonl when "
+    "--output ends in .jsonl or .ndjson, else csv].",
+)
+@click.option(
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    metavar="FILE|-",
+    help="File to write (replaced only once complete), or - for standard output.",
+)
+def export(db: str, batch: str | None, fmt: str | None, output: str) -> None:
+    """Write one row per job: where it stands and where its result is.
+
+    Columns: batch, id, state, model_url, clothes_url, clothes_type, attempts,
+    last_error_code, last_error_message, output_path, sha256, bytes, request_id,
+    finished_at (ISO 8601, UTC). Jobs are read in chunks, so a queue of millions of jobs
+    exports in flat memory.
+    """
+    _require_existing(db)
+    fmt = (fmt or _guess_format(output)).lower()
+    if output != "-" and Path(output).is_dir():
+        fail(f"--output {output} is a folder; give a file name")
+
+    async def go(fh: IO[str]) -> int:
+        count = 0
+        writer: Any = None
+        if fmt == "csv":
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+        async with await open_store(db) as store:
+            async for row in iter_export_rows(store, batch):
+                if writer is not None:
+                    writer.writerow([_cell(row[c]) for c in EXPORT_COLUMNS])
+                else:
+                    fh.write(json.dumps({k: _cell(v) for k, v in row.items()}, ensure_ascii=False))
+                    fh.write("\n")
+                count += 1
+        return count
+
+    try:
+        with _open_output(output) as fh:
+            count = run_store(lambda: go(fh))
+    except BrokenPipeError:  # `changeclothes export | head`: the reader had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    if output != "-":
+        click.echo(f"Exported {_plural(count, 'job')} to {output} ({fmt}).", err=True)
+
+
+# -- retry -------------------------------------------------------------------------------------
+
+
+def _retry_lines(result: RetryResult, scope: str, codes: tuple[str, ...]) -> list[str]:
+    if not result.total:
+        which = f" with code {', '.join(codes)}" if codes else ""
+        return [f"No failed jobs{which} {scope}: nothing to retry."]
+    verb = "Would move" if result.dry_run else "Moved"
+    lines = [
+        f"{verb} {_plural(result.total, 'failed job')} {scope} back to the queue "
+        "(attempts reset to 0):"
+    ]
+    width = max(len(code) for code in result.by_code)
+    for code, n in result.by_code.items():
+        note = ""
+        if rule_for(code).error_class is ErrorClass.BAD_ROW:
+            note = "  (refused as a bad row: fails again unless the row's images changed)"
+        lines.append(f"  {code.ljust(width)}  {n:>7}{note}")
+    if result.waiting:
+        lines.append(
+            f"{result.waiting} of them will wait for an identical job instead of paying "
+            "for a call of their own."
+        )
+    if result.reused:
+        lines.append(
+            f"{result.reused} of them {'would be' if result.dry_run else 'were'} done at once "
+            "from an identical job's result (no call)."
+        )
+    if not result.dry_run and result.queued + result.waiting:
+        lines.append("Run `changeclothes run` to process them.")
+    return lines
+
+
+@cli.command("retry")
+@db_option
+@_batch_option
+@click.option(
+    "--code",
+    "codes",
+    multiple=True,
+    metavar="CODE",
+    help="Only failed jobs whose last error is CODE; repeat for several. A trailing * "
+    "matches a family (e.g. 'FailedOperation.*').",
+)
+@click.option(
+    "--all-failed",
+    is_flag=True,
+    help="Every failed job of the batch (or of every batch). The default without --code.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say how many jobs would be moved.")
+def retry(
+    db: str, batch: str | None, codes: tuple[str, ...], all_failed: bool, dry_run: bool
+) -> None:
+    """Put failed jobs back in the queue, with their attempts reset to 0.
+
+    Without --code, every failed job of the scope; the counts are printed per error code.
+    Each job moved gets a 'retry' event in the queue database. A job that failed with the
+    identical job it was linked to waits for that one again rather than paying twice.
+    The next `changeclothes run` processes them.
+    """
+    if all_failed and codes:
+        raise click.UsageError("give --code or --all-failed, not both")
+    _require_existing(db)
+
+    async def go() -> RetryResult:
+        async with await open_store(db) as store:
+            return await retry_failed(store, batch, codes, dry_run=dry_run)
+
+    result = run_store(go)
+    scope = f"of batch {batch!r}" if batch is not None else "across all batches"
+    for line in _retry_lines(result, scope, codes):
+        click.echo(line)
