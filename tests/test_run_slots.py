@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 LATENCY = 0.2
 
 
-@pytest.mark.parametrize(("concurrency", "count"), [(1, 20), (4, 60)])
+@pytest.mark.parametrize(("concurrency", "count"), [(1, 20), (4, 100)])
 async def test_slots_full_never_over_and_makespan_near_ideal(
     tmp_path: Path, concurrency: int, count: int
 ) -> None:

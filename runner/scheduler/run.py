@@ -30,7 +30,7 @@ from runner.scheduler.downloads import DownloadFailed, ExpiryQueue, UrlExpired, 
 from runner.scheduler.files import NotAnImage, remove_stale_temp_files, write_bytes
 from runner.scheduler.policy import Action, RetryPolicy, decide
 from runner.scheduler.slots import AccountBackoff, ApiSlots
-from runner.store import Job, Store
+from runner.store import Job, JobStateError, Store
 
 log = logging.getLogger(__name__)
 
@@ -437,12 +437,21 @@ class Scheduler:
                 size=written.size,
                 worker=self.settings.worker,
             )
-            await self.store.mark_done(job.id, str(written.path), written.sha256, written.size)
+            try:
+                await self.store.mark_done(job.id, str(written.path), written.sha256, written.size)
+            except JobStateError:
+                # Another runner on a shared queue finished it first: same result, same file.
+                log.debug("Job %s was already settled elsewhere", job.external_id)
+                return
             self.stats.done += 1
             self.stats.downloads += 1
             return
 
     async def _expired(self, job: Job, why: str) -> None:
         log.info("Result of %s is gone (%s): generating it again.", job.external_id, why)
+        try:
+            await self.store.expire_generated(job.id)
+        except JobStateError:
+            log.debug("Job %s was already settled elsewhere", job.external_id)
+            return
         self.stats.regenerations += 1
-        await self.store.expire_generated(job.id)
