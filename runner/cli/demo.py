@@ -29,7 +29,13 @@ from runner.demo import SAMPLE_MANIFEST, run_demo
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Manifest to submit; its relative image paths are served by the local service.",
 )
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Tasks the local service runs at once, and calls the runner keeps in flight.",
+)
 @click.option(
     "--latency",
     default=0.3,

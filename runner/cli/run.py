@@ -134,7 +134,13 @@ def report_result(result: RunResult, console: Console) -> None:
     type=click.FloatRange(1),
     help="Seconds to wait for one generation's answer.",
 )
-@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--connect-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds to wait for a connection to the API.",
+)
 def run_command(
     db: str,
     out: str,
