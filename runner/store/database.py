@@ -131,7 +131,7 @@ def upgrade_sync(conn: Connection, revision: str = "head") -> None:
     does the same.
     """
     if conn.dialect.name == "postgresql":
-        pass
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
     _check_known(conn)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
@@ -140,7 +140,7 @@ def upgrade_sync(conn: Connection, revision: str = "head") -> None:
 
 def downgrade_sync(conn: Connection, revision: str) -> None:
     if conn.dialect.name == "postgresql":
-        pass
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.downgrade(cfg, revision)

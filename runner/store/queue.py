@@ -100,10 +100,8 @@ class Store:
         100 ms, so pooled connections racing for the lock would mostly sleep. Other
         processes still wait in the busy handler, up to the busy timeout.
         """
-        if not self.is_sqlite or __import__('os').environ.get('NOLOCK'):
-            async with self.engine.connect() as conn:
-              if self.is_sqlite: await conn.execution_options(sqlite_immediate=True)
-              async with conn.begin():
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
         if self._write_lock is None:
