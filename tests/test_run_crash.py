@@ -55,11 +55,11 @@ def runner_env(server: FakeServer) -> dict[str, str]:
 
 
 async def test_sigkill_at_random_moments_then_rerun_finishes_everything(tmp_path: Path) -> None:
-    kills, count, concurrency = (20, 120, 2) if LONG else (5, 30, 2)
+    kills, count, concurrency = (20, 300, 2) if LONG else (5, 60, 2)
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     db = str(tmp_path / "queue.db")
     out = tmp_path / "out"
-    async with serve_fake(concurrency=concurrency, latency=0.15, seed=11) as server:
+    async with serve_fake(concurrency=concurrency, latency=0.2, seed=11) as server:
         await submit(db, write_manifest(tmp_path / "m.csv", count), server.url + "/")
         command = runner_command(db, out, server, concurrency)
         env = runner_env(server)
@@ -67,7 +67,8 @@ async def test_sigkill_at_random_moments_then_rerun_finishes_everything(tmp_path
             process = await anyio.open_process(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            await anyio.sleep(rng.uniform(0.6, 2.0))
+            await anyio.sleep(rng.uniform(0.6, 1.8))
+            assert process.returncode is None, "the run ended before it was killed"
             process.send_signal(signal.SIGKILL)
             await process.wait()
             assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"

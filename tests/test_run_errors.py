@@ -65,8 +65,8 @@ async def test_transient_errors_fail_the_job_after_max_attempts(tmp_path: Path) 
     assert result.exit_code == 1
     assert calls == {"FailedOperation.RpcFail": 9}, "three tries per job, no more"
     jobs = await all_jobs(db)
-    assert {(j["state"], j["last_error_code"]) for j in jobs} == {
-        ("failed", "FailedOperation.RpcFail")
+    assert {(j["state"], j["last_error_code"], j["attempts"]) for j in jobs} == {
+        ("failed", "FailedOperation.RpcFail", 3)
     }
 
 

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +140,25 @@ def remove_stale_temp_files(folder: Path) -> int:
         path.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def copy_result(source: Path, folder: Path, stem: str) -> Path:
+    """Give a job a result file of its own from an identical job's file (a hard link where
+    the file system allows, else a copy), with the same temporary-name-then-rename care."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{stem}{source.suffix}"
+    temp = temp_path(folder, stem)
+    try:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+            with temp.open("rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(temp, final)
+        _fsync_dir(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
+    return final

@@ -24,10 +24,15 @@ import aiohttp
 import anyio
 
 from runner.api.client import ChangeClothesClient
-from runner.api.errors import ApiError
+from runner.api.errors import ApiError, ErrorClass
 from runner.api.request import ChangeClothesResult
 from runner.scheduler.downloads import DownloadFailed, ExpiryQueue, UrlExpired, fetch_result
-from runner.scheduler.files import NotAnImage, remove_stale_temp_files, write_bytes
+from runner.scheduler.files import (
+    NotAnImage,
+    copy_result,
+    remove_stale_temp_files,
+    write_bytes,
+)
 from runner.scheduler.policy import Action, RetryPolicy, decide
 from runner.scheduler.slots import AccountBackoff, ApiSlots
 from runner.store import Job, JobStateError, Store
@@ -167,6 +172,8 @@ class Scheduler:
                 # Every call has ended: let the downloads drain, then stop the workers.
                 self.downloads.close()
             outer.cancel_scope.cancel()  # the signal watcher
+
+        await self._give_linked_jobs_their_files()
 
         counts = await self.store.state_totals(settings.batch)
         return RunResult(
@@ -349,7 +356,12 @@ class Scheduler:
             case Action.FAIL:
                 log.info("Job %s failed: %s", job.external_id, err)
                 self.stats.failed_by_code[err.code] += 1
-                await self.store.mark_failed(job.id, err.code, err.message)
+                await self.store.mark_failed(
+                    job.id,
+                    err.code,
+                    err.message,
+                    charge_attempt=err.error_class is ErrorClass.TRANSIENT,
+                )
             case Action.WAIT | Action.HALT:
                 await self.store.release(job.id)
 
@@ -378,6 +390,23 @@ class Scheduler:
             self.halt_error = err
             log.error("Halting: %s", err)
         self.request_stop(StopReason.HALTED)
+
+    async def _give_linked_jobs_their_files(self) -> None:
+        """A job finished from an identical job's result gets its own `<batch>/<id>` file."""
+        for job in await self.store.linked_results(self.settings.batch):
+            if not job.output_path:
+                continue
+            source, folder = Path(job.output_path), self._folder(job)
+            if source.parent.resolve() == folder.resolve():
+                continue
+            try:
+                copied = await anyio.to_thread.run_sync(
+                    copy_result, source, folder, job.external_id
+                )
+            except OSError as exc:
+                log.warning("Could not copy %s for job %s: %s", source, job.external_id, exc)
+                continue
+            await self.store.set_output_path(job.id, str(copied))
 
     # -- downloads -----------------------------------------------------------------------
 

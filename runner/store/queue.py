@@ -379,9 +379,18 @@ class Store:
             await self._settle_linked(conn, job_id, values, now)
 
     async def mark_failed(
-        self, job_id: int, code: str, message: str, *, now: datetime | None = None
+        self,
+        job_id: int,
+        code: str,
+        message: str,
+        *,
+        charge_attempt: bool = False,
+        now: datetime | None = None,
     ) -> None:
-        """→ `failed` with the error that ended it; jobs linked to it fail with it."""
+        """→ `failed` with the error that ended it; jobs linked to it fail with it.
+
+        `charge_attempt` counts the failing call itself (a transient error on the last try).
+        """
         now = now or utcnow()
         values: dict[str, Any] = {
             "state": JobState.FAILED,
@@ -394,7 +403,11 @@ class Store:
             result = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state.in_(IN_FLIGHT_STATES))
-                .values(**values, claimed_by=None)
+                .values(
+                    **values,
+                    claimed_by=None,
+                    attempts=jobs.c.attempts + (1 if charge_attempt else 0),
+                )
             )
             if result.rowcount != 1:
                 raise await self._state_error(conn, job_id, "mark failed")
@@ -425,6 +438,30 @@ class Store:
                     }
                     for r in rows
                 ],
+            )
+
+    async def linked_results(self, batch: str | None = None) -> list[Job]:
+        """Done jobs whose result came from an identical job (no call of their own)."""
+        async with self.read() as conn:
+            scope = await self._scope(conn, batch)
+            rows = (
+                await conn.execute(
+                    sa.select(jobs)
+                    .where(scope, jobs.c.state == JobState.DONE, jobs.c.linked_job_id.is_not(None))
+                    .order_by(jobs.c.id)
+                )
+            ).mappings()
+            return [await self._job(conn, row) for row in rows]
+
+    async def set_output_path(
+        self, job_id: int, output_path: str, *, now: datetime | None = None
+    ) -> None:
+        """Where a done job's file now is (a linked job gets a copy in its own batch)."""
+        async with self.write() as conn:
+            await conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.state == JobState.DONE)
+                .values(output_path=output_path, updated_at=now or utcnow())
             )
 
     async def requeue(
