@@ -12,8 +12,10 @@ from runner.api.client import Timeouts
 from runner.credentials import Credentials
 from runner.execute import execute_run
 from runner.fake import FakeConfig, FakeCredentials, serve_fake
+from runner.report import write_report
 from runner.scheduler.run import RunResult, RunSettings
 from runner.store import open_store
+from runner.store.reports import report_data
 from runner.store.submit import SubmitResult, submit_manifest
 
 SAMPLE_MANIFEST = Path(__file__).resolve().parents[1] / "sample_manifests" / "catalog.csv"
@@ -25,6 +27,7 @@ class DemoResult:
     run: RunResult
     db: str
     results_dir: Path
+    report: Path
 
 
 async def run_demo(
@@ -69,7 +72,13 @@ async def run_demo(
             Timeouts(),
             console,
         )
-    return DemoResult(submitted, result, db, out)
+    store = await open_store(db)
+    try:
+        data = await report_data(store, submitted.batch)
+    finally:
+        await store.close()
+    report = await anyio.to_thread.run_sync(write_report, data, out / "report.html", out)
+    return DemoResult(submitted, result, db, out, report)
 
 
 def _describe(submitted: SubmitResult) -> str:

@@ -30,6 +30,8 @@ def test_demo_writes_one_image_per_sample_row_and_reruns_cleanly(tmp_path: Path)
     first = _demo(tmp_path / "demo")
     assert first.returncode == 0, first.stdout + first.stderr
     images = sorted((tmp_path / "demo" / "results" / "catalog").iterdir())
+    report = (tmp_path / "demo" / "results" / "report.html").read_text()
+    assert all(f"catalog/{i}.jpg" in report for i in ids), "the report shows every result"
     assert [p.stem for p in images] == ids
     for path in images:
         with Image.open(path) as image:

@@ -47,11 +47,13 @@ def demo(workdir: Path, manifest: Path, concurrency: int, latency: float) -> Non
     """Run the sample catalog against the local fake ChangeClothes service.
 
     Starts the service on 127.0.0.1 with demo credentials, submits the manifest, runs it to
-    the end and writes one image per row. Running it again finds the work done.
+    the end, writes one image per row and an HTML report. Running it again finds the
+    work done.
     """
     console = Console()
     outcome = anyio.run(run_demo, workdir, manifest, concurrency, latency, console)
     report_result(outcome.run, console)
     console.print(f"Images: {outcome.results_dir}/{outcome.submitted.batch}/", highlight=False)
+    console.print(f"Report: {outcome.report}", highlight=False)
     console.print(f"Queue database: {outcome.db}", highlight=False)
     sys.exit(outcome.run.exit_code)
