@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -258,62 +259,91 @@ class Scheduler:
         in_flight_at_send = self.slots.in_flight
         sent_at = utcnow()
         started = time.monotonic()
+        held = [slot]
+
+        def free_slot() -> None:
+            if held:
+                self.slots.release(held.pop())
+
         try:
             try:
                 result = await self.client.change_clothes(
                     job.to_request(self.settings.rsp_img_type)
                 )
-            finally:
-                self.slots.release(slot)  # the slot bounds only the call itself
+            except ApiError as err:
+                free_slot()
+                latency_ms = int((time.monotonic() - started) * 1000)
+                await self._on_error(job, err, latency_ms, in_flight_at_send)
+                return
             latency_ms = int((time.monotonic() - started) * 1000)
-            await self._on_result(job, result, sent_at, latency_ms)
-        except ApiError as err:
-            latency_ms = int((time.monotonic() - started) * 1000)
-            await self._on_error(job, err, latency_ms, in_flight_at_send)
+            await self._on_result(job, result, sent_at, latency_ms, free_slot)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.store.release(job.id)
             raise
         finally:
+            free_slot()
             self._notify()
 
     async def _on_result(
-        self, job: Job, result: ChangeClothesResult, sent_at: datetime, latency_ms: int
+        self,
+        job: Job,
+        result: ChangeClothesResult,
+        sent_at: datetime,
+        latency_ms: int,
+        free_slot: Callable[[], None],
     ) -> None:
+        """Keep a paid result. The slot is held until the result is on record, so a crash
+        loses at most one paid result per slot."""
         self.stats.paid_calls += 1
         self.backoff.on_success()
         self.slots.on_success()
         self._activating_since = None
+        if result.is_url:
+            expires = sent_at + timedelta(seconds=self.settings.url_ttl)
+            await self.store.mark_generated(job.id, result.result_image, expires, result.request_id)
+            free_slot()
+            self._queue_download(
+                replace(job, result_url=result.result_image, result_expires_at=expires)
+            )
+        else:
+            try:
+                data = base64.b64decode(result.result_image, validate=True)
+                written = await write_bytes(self._folder(job), job.external_id, data)
+            except (binascii.Error, NotAnImage) as exc:
+                free_slot()
+                err = ApiError.from_code(
+                    "ClientError.BadResponse", f"ResultImage is not an image: {exc}"
+                )
+                await self._record_call(job, result.request_id, "OK", None, latency_ms)
+                await self._on_error(job, err, latency_ms, 0, record=False)
+                return
+            await self.store.mark_done(
+                job.id, str(written.path), written.sha256, written.size, result.request_id
+            )
+            free_slot()
+            self.stats.done += 1
+        await self._record_call(job, result.request_id, "OK", None, latency_ms)
+
+    async def _record_call(
+        self,
+        job: Job,
+        request_id: str | None,
+        code: str,
+        error_class: str | None,
+        latency_ms: int,
+    ) -> None:
         await self.store.record_event(
             "call",
             job_id=job.id,
             batch_id=job.batch_id,
-            request_id=result.request_id,
-            code="OK",
+            request_id=request_id or None,
+            code=code,
+            error_class=error_class,
             latency_ms=latency_ms,
             attempt=job.attempts + 1,
             worker=self.settings.worker,
         )
-        if result.is_url:
-            expires = sent_at + timedelta(seconds=self.settings.url_ttl)
-            await self.store.mark_generated(job.id, result.result_image, expires, result.request_id)
-            self._queue_download(
-                replace(job, result_url=result.result_image, result_expires_at=expires)
-            )
-            return
-        try:
-            data = base64.b64decode(result.result_image, validate=True)
-            written = await write_bytes(self._folder(job), job.external_id, data)
-        except (binascii.Error, NotAnImage) as exc:
-            err = ApiError.from_code(
-                "ClientError.BadResponse", f"ResultImage is not an image: {exc}"
-            )
-            await self._on_error(job, err, latency_ms, 0, record=False)
-            return
-        await self.store.mark_done(
-            job.id, str(written.path), written.sha256, written.size, result.request_id
-        )
-        self.stats.done += 1
 
     async def _on_error(
         self, job: Job, err: ApiError, latency_ms: int, in_flight_at_send: int, record: bool = True
@@ -324,16 +354,8 @@ class Scheduler:
         # already free, and the claim loop must not send another call into a closed gate.
         self._react(decision.action, err, in_flight_at_send)
         if record:
-            await self.store.record_event(
-                "call",
-                job_id=job.id,
-                batch_id=job.batch_id,
-                request_id=err.request_id or None,
-                code=err.code,
-                error_class=err.error_class.value,
-                latency_ms=latency_ms,
-                attempt=job.attempts + 1,
-                worker=self.settings.worker,
+            await self._record_call(
+                job, err.request_id, err.code, err.error_class.value, latency_ms
             )
         match decision.action:
             case Action.BACKOFF:
