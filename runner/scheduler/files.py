@@ -86,6 +86,9 @@ def temp_path(folder: Path, stem: str) -> Path:
     return folder / f"{TEMP_PREFIX}{stem}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
+SPILL_BYTES = 1024 * 1024  # chunks gathered in memory before they go to the temporary file
+
+
 async def write_stream(
     folder: Path,
     stem: str,
@@ -93,29 +96,52 @@ async def write_stream(
     content_type: str | None,
     expected_size: int | None = None,
 ) -> WrittenFile:
-    """Receive `chunks`, then store them as `folder/stem.<ext>` safely; raises NotAnImage for
-    junk. The body is held in memory until it is whole (a result image is a few megabytes at
-    most), then written, fsynced, checked and renamed in one worker-thread call."""
+    """Stream `chunks` to a temporary file in `folder`, fsync, check it decodes, rename it to
+    `folder/stem.<ext>`; raises NotAnImage for junk and IncompleteFile for a short body.
+
+    Chunks are gathered up to SPILL_BYTES before each write: a typical result then costs one
+    hop to a worker thread (write, fsync, check, rename together), a large one a few more,
+    and memory stays bounded whatever the size.
+    """
     digest = hashlib.sha256()
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-        parts.append(chunk)
-    if expected_size is not None and size != expected_size:
-        raise IncompleteFile(f"got {size} of {expected_size} bytes")
-    final = await anyio.to_thread.run_sync(_store, folder, stem, parts, content_type)
+    pending: list[bytes] = []
+    pending_size = size = 0
+    temp: Path | None = None
+    try:
+        async for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= SPILL_BYTES:
+                temp = await anyio.to_thread.run_sync(_append, folder, stem, temp, pending)
+                pending, pending_size = [], 0
+        if expected_size is not None and size != expected_size:
+            raise IncompleteFile(f"got {size} of {expected_size} bytes")
+        final = await anyio.to_thread.run_sync(_store, folder, stem, temp, pending, content_type)
+    except BaseException:
+        if temp is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(temp.unlink, True)
+        raise
     return WrittenFile(final, digest.hexdigest(), size)
 
 
-def _store(folder: Path, stem: str, parts: list[bytes], content_type: str | None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(folder, stem)
+def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> Path:
+    if temp is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = temp_path(folder, stem)
+    with temp.open("ab") as fh:
+        fh.writelines(parts)
+    return temp
+
+
+def _store(
+    folder: Path, stem: str, temp: Path | None, parts: list[bytes], content_type: str | None
+) -> Path:
+    temp = _append(folder, stem, temp, parts)
     try:
-        with temp.open("wb") as fh:
-            fh.writelines(parts)
-            fh.flush()
+        with temp.open("rb+") as fh:
             os.fsync(fh.fileno())
         return _finish(temp, folder, stem, content_type)
     except BaseException:

@@ -1,0 +1,68 @@
+"""A result file under its final name is always whole and always an image."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from runner.scheduler import files
+
+pytestmark = pytest.mark.anyio
+
+
+def _png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def _chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_large_result_is_streamed_whole(tmp_path: Path) -> None:
+    data = _png(900)  # about 2.4 MB of noise: more than one spill to disk
+    assert len(data) > 2 * files.SPILL_BYTES
+    written = await files.write_stream(tmp_path, "big", _chunks(data), "image/png", len(data))
+    assert written.path == tmp_path / "big.png"
+    assert written.path.read_bytes() == data
+    assert written.sha256 == hashlib.sha256(data).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+
+
+async def test_junk_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    junk = b"<html>not an image</html>" * 100_000
+    with pytest.raises(files.NotAnImage):
+        await files.write_stream(tmp_path, "junk", _chunks(junk), "image/jpeg")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_short_body_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    data = _png(900)
+    with pytest.raises(files.IncompleteFile):
+        await files.write_stream(tmp_path, "short", _chunks(data[:-10]), None, len(data))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_rewrite_with_another_format_replaces_the_old_file(tmp_path: Path) -> None:
+    (tmp_path / "look.png").write_bytes(_png(600))
+    buffer = io.BytesIO()
+    Image.new("RGB", (600, 800), "red").save(buffer, "JPEG")
+    await files.write_bytes(tmp_path, "look", buffer.getvalue())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["look.jpg"]
+
+
+def test_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    stale = files.temp_path(tmp_path / "b", "x")
+    stale.write_bytes(b"half")
+    (tmp_path / "b" / "x.jpg").write_bytes(b"whole")
+    assert files.remove_stale_temp_files(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["x.jpg"]
