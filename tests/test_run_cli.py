@@ -34,7 +34,9 @@ def test_missing_credentials_exit_2_with_one_clear_sentence(tmp_path: Path) -> N
     assert not (tmp_path / "q.db").exists(), "nothing touched before credentials are known"
 
 
-def test_settings_flag_beats_env_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_flag_beats_env_beats_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "changeclothes.toml").write_text('db = "from-file.db"\n[status]\njson = true\n')
     runner = CliRunner()

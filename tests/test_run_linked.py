@@ -45,6 +45,8 @@ async def test_rows_identical_to_finished_or_queued_jobs_cost_nothing(tmp_path: 
     assert {j["state"] for j in jobs} == {"done"}
     for job in jobs:
         path = Path(job["output_path"])
-        assert path.parent.name == {1: "monday", 2: "tuesday", 3: "extra", 4: "wed"}[job["batch_id"]]
+        assert (
+            path.parent.name == {1: "monday", 2: "tuesday", 3: "extra", 4: "wed"}[job["batch_id"]]
+        )
         assert path.stem == job["external_id"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == job["sha256"]
