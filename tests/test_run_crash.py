@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from runner.fake import FakeServer, serve_fake
+from runner.store import open_store
 from tests.run_support import all_jobs, submit, write_manifest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.soak]
@@ -82,6 +83,14 @@ async def test_sigkill_at_random_moments_then_rerun_finishes_everything(tmp_path
     assert [j["state"] for j in jobs] == ["done"] * count
     paid = stats["calls"]["OK"]
     assert paid <= count + kills * concurrency, f"{paid} paid calls for {count} jobs"
+    # The events table (what cost accounting reads) agrees with the jobs: each recorded paid
+    # call is exactly one kept result, since a call's record and its effect are one write.
+    store = await open_store(db)
+    try:
+        summary = await store.event_summary()
+    finally:
+        await store.close()
+    assert summary.paid_calls == count
     served = {d["sha256"] for d in stats["downloads"]}
     for job in jobs:
         path = Path(job["output_path"])

@@ -36,7 +36,7 @@ from runner.scheduler.files import (
 )
 from runner.scheduler.policy import Action, RetryPolicy, decide
 from runner.scheduler.slots import AccountBackoff, ApiSlots
-from runner.store import Job, JobStateError, Store
+from runner.store import Event, Job, JobStateError, Store
 
 log = logging.getLogger(__name__)
 
@@ -299,41 +299,42 @@ class Scheduler:
         self.backoff.on_success()
         self.slots.on_success()
         self._activating_since = None
+        paid = self._call_event(job, result.request_id, "OK", None, latency_ms)
         if result.is_url:
             expires = sent_at + timedelta(seconds=self.settings.url_ttl)
-            await self.store.mark_generated(job.id, result.result_image, expires, result.request_id)
+            await self.store.mark_generated(
+                job.id, result.result_image, expires, result.request_id, event=paid
+            )
             free_slot()
             self._queue_download(
                 replace(job, result_url=result.result_image, result_expires_at=expires)
             )
-        else:
-            try:
-                data = base64.b64decode(result.result_image, validate=True)
-                written = await write_bytes(self._folder(job), job.external_id, data)
-            except (binascii.Error, NotAnImage) as exc:
-                free_slot()
-                err = ApiError.from_code(
-                    "ClientError.BadResponse", f"ResultImage is not an image: {exc}"
-                )
-                await self._record_call(job, result.request_id, "OK", None, latency_ms)
-                await self._on_error(job, err, latency_ms, 0, record=False)
-                return
-            await self.store.mark_done(
-                job.id, str(written.path), written.sha256, written.size, result.request_id
-            )
+            return
+        try:
+            data = base64.b64decode(result.result_image, validate=True)
+            written = await write_bytes(self._folder(job), job.external_id, data)
+        except (binascii.Error, NotAnImage) as exc:
             free_slot()
-            self.stats.done += 1
-        await self._record_call(job, result.request_id, "OK", None, latency_ms)
+            err = ApiError.from_code(
+                "ClientError.BadResponse", f"ResultImage is not an image: {exc}"
+            )
+            await self._on_error(job, err, latency_ms, 0, event=paid)
+            return
+        await self.store.mark_done(
+            job.id, str(written.path), written.sha256, written.size, result.request_id, event=paid
+        )
+        free_slot()
+        self.stats.done += 1
 
-    async def _record_call(
+    def _call_event(
         self,
         job: Job,
         request_id: str | None,
         code: str,
         error_class: str | None,
         latency_ms: int,
-    ) -> None:
-        await self.store.record_event(
+    ) -> Event:
+        return Event(
             "call",
             job_id=job.id,
             batch_id=job.batch_id,
@@ -346,15 +347,22 @@ class Scheduler:
         )
 
     async def _on_error(
-        self, job: Job, err: ApiError, latency_ms: int, in_flight_at_send: int, record: bool = True
+        self,
+        job: Job,
+        err: ApiError,
+        latency_ms: int,
+        in_flight_at_send: int,
+        event: Event | None = None,
     ) -> None:
+        """`event` records the call when it is not this error's own (a paid but unusable
+        result); by default the error is recorded as the call's outcome."""
         self.stats.errors_by_code[err.code] += 1
         decision = decide(err, job.attempts, utcnow(), self.settings.retry, self._rng)
         # Account-level reactions come first, before any await: the slot this call held is
         # already free, and the claim loop must not send another call into a closed gate.
         self._react(decision.action, err, in_flight_at_send)
-        if record:
-            await self._record_call(
+        if event is None:
+            event = self._call_event(
                 job, err.request_id, err.code, err.error_class.value, latency_ms
             )
         match decision.action:
@@ -365,6 +373,7 @@ class Scheduler:
                     charge_attempt=False,
                     code=err.code,
                     message=err.message,
+                    event=event,
                 )
             case Action.RETRY:
                 log.info("Job %s: %s; retrying at %s", job.external_id, err, decision.not_before)
@@ -374,6 +383,7 @@ class Scheduler:
                     charge_attempt=True,
                     code=err.code,
                     message=err.message,
+                    event=event,
                 )
             case Action.FAIL:
                 log.info("Job %s failed: %s", job.external_id, err)
@@ -383,9 +393,10 @@ class Scheduler:
                     err.code,
                     err.message,
                     charge_attempt=err.error_class is ErrorClass.TRANSIENT,
+                    event=event,
                 )
             case Action.WAIT | Action.HALT:
-                await self.store.release(job.id)
+                await self.store.release(job.id, event=event)
 
     def _react(self, action: Action, err: ApiError, in_flight_at_send: int) -> None:
         """What an error means for the whole account: pause, shrink, or stop."""
@@ -479,7 +490,7 @@ class Scheduler:
                     return  # stays `generated`: the rerun fetches it
                 await anyio.sleep(min(30.0, 0.5 * 2**tries) * self._rng.uniform(0.5, 1.0))
                 continue
-            await self.store.record_event(
+            fetched = Event(
                 "download",
                 job_id=job.id,
                 batch_id=job.batch_id,
@@ -489,7 +500,9 @@ class Scheduler:
                 worker=self.settings.worker,
             )
             try:
-                await self.store.mark_done(job.id, str(written.path), written.sha256, written.size)
+                await self.store.mark_done(
+                    job.id, str(written.path), written.sha256, written.size, event=fetched
+                )
             except JobStateError:
                 # Another runner on a shared queue finished it first: same result, same file.
                 log.debug("Job %s was already settled elsewhere", job.external_id)

@@ -2,7 +2,7 @@
 
 from runner.store.errors import JobStateError, MigrationError, StoreError, UnknownBatchError
 from runner.store.jobs import FINAL_STATES, IN_FLIGHT_STATES, WORK_STATES, Job, JobState
-from runner.store.queue import DEFAULT_STALE_AFTER, EventSummary, Store, open_store
+from runner.store.queue import DEFAULT_STALE_AFTER, Event, EventSummary, Store, open_store
 from runner.store.status import BatchStatus, batch_status
 from runner.store.submit import SubmitResult, submit_manifest
 
@@ -12,6 +12,7 @@ __all__ = [
     "FINAL_STATES",
     "IN_FLIGHT_STATES",
     "WORK_STATES",
+    "Event",
     "EventSummary",
     "Job",
     "JobState",

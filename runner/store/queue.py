@@ -35,6 +35,23 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
+class Event:
+    """One row for the append-only events table. Passed to a state change, it is written in
+    the same transaction, so the record of a paid call and its effect never part."""
+
+    kind: str
+    job_id: int | None = None
+    batch_id: int | None = None
+    request_id: str | None = None
+    code: str | None = None
+    error_class: str | None = None
+    latency_ms: int | None = None
+    size: int | None = None
+    attempt: int | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
 class EventSummary:
     """Totals of the events table, for the end-of-run summary and the report."""
 
@@ -323,11 +340,14 @@ class Store:
         expires_at: datetime,
         request_id: str | None,
         *,
+        event: Event | None = None,
         now: datetime | None = None,
     ) -> None:
         """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`."""
         now = now or utcnow()
         async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
             done = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTING)
@@ -350,6 +370,7 @@ class Store:
         size: int,
         request_id: str | None = None,
         *,
+        event: Event | None = None,
         now: datetime | None = None,
     ) -> None:
         """`generated` or `submitting` → `done`; jobs linked to it are done with it."""
@@ -365,6 +386,8 @@ class Store:
             "last_error_message": None,
         }
         async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
             stmt = (
                 sa.update(jobs)
                 .where(
@@ -385,6 +408,7 @@ class Store:
         message: str,
         *,
         charge_attempt: bool = False,
+        event: Event | None = None,
         now: datetime | None = None,
     ) -> None:
         """→ `failed` with the error that ended it; jobs linked to it fail with it.
@@ -400,6 +424,8 @@ class Store:
             "updated_at": now,
         }
         async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
             result = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state.in_(IN_FLIGHT_STATES))
@@ -472,6 +498,7 @@ class Store:
         charge_attempt: bool,
         code: str | None,
         message: str | None,
+        event: Event | None = None,
         now: datetime | None = None,
     ) -> int:
         """Back to `queued`, not before `not_before`; returns the job's attempts afterwards.
@@ -481,6 +508,8 @@ class Store:
         """
         now = now or utcnow()
         async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
             attempts = await conn.scalar(
                 sa.update(jobs)
                 .where(
@@ -504,13 +533,17 @@ class Store:
                 raise await self._state_error(conn, job_id, "requeue")
             return int(attempts)
 
-    async def release(self, job_id: int, *, now: datetime | None = None) -> bool:
+    async def release(
+        self, job_id: int, *, event: Event | None = None, now: datetime | None = None
+    ) -> bool:
         """`submitting` → `queued`, uncharged and without a message (a halt or an interrupt).
 
         Returns False, changing nothing, when the job was not `submitting`.
         """
         now = now or utcnow()
         async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
             result = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTING)
@@ -582,25 +615,31 @@ class Store:
     ) -> None:
         """Append one event: kind 'call' (one API call; code 'OK' or the error code),
         'download', 'expired', 'recovered', 'linked', ... `batch_id` defaults to the job's."""
-        batch: Any = batch_id
-        if batch is None and job_id is not None:
-            batch = sa.select(jobs.c.batch_id).where(jobs.c.id == job_id).scalar_subquery()
+        event = Event(
+            kind, job_id, batch_id, request_id, code, error_class, latency_ms, size, attempt, worker
+        )
         async with self.write() as conn:
-            await conn.execute(
-                sa.insert(events).values(
-                    kind=kind,
-                    at=at or utcnow(),
-                    job_id=job_id,
-                    batch_id=batch,
-                    request_id=request_id,
-                    code=code,
-                    error_class=error_class,
-                    latency_ms=latency_ms,
-                    bytes=size,
-                    attempt=attempt,
-                    worker=worker,
-                )
+            await self._insert_event(conn, event, at or utcnow())
+
+    async def _insert_event(self, conn: AsyncConnection, event: Event, at: datetime) -> None:
+        batch: Any = event.batch_id
+        if batch is None and event.job_id is not None:
+            batch = sa.select(jobs.c.batch_id).where(jobs.c.id == event.job_id).scalar_subquery()
+        await conn.execute(
+            sa.insert(events).values(
+                kind=event.kind,
+                at=at,
+                job_id=event.job_id,
+                batch_id=batch,
+                request_id=event.request_id,
+                code=event.code,
+                error_class=event.error_class,
+                latency_ms=event.latency_ms,
+                bytes=event.size,
+                attempt=event.attempt,
+                worker=event.worker,
             )
+        )
 
     # -- reading for status and reports ------------------------------------------------------
 
