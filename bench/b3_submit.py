@@ -42,7 +42,9 @@ def measure(rows: int, profile: bool = False) -> dict[str, Any]:
     plain = work / f"plain-{rows}.db"
     common.remove_db(plain)
     with common.step("sqlite3 .import"):
-        shell = common.run_child([sqlite3, str(plain), ".mode csv", f".import {manifest} t"]).check()
+        shell = common.run_child(
+            [sqlite3, str(plain), ".mode csv", f".import {manifest} t"]
+        ).check()
     imported = common.run_child([sqlite3, str(plain), "SELECT count(*) FROM t"]).check()
     common.remove_db(plain)
 

@@ -242,7 +242,11 @@ class FakeServerProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=child_env()
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
         )
         self._wait_ready()
 
@@ -289,6 +293,8 @@ class FakeServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        if self.proc.returncode in (0, -signal.SIGTERM):
+            Path(self._log.name).unlink(missing_ok=True)  # kept only when the server failed
 
     def __enter__(self) -> FakeServerProcess:
         return self
@@ -370,9 +376,7 @@ def parse_args(description: str) -> argparse.Namespace:
         action="store_true",
         help="run the runner's CLI under pyinstrument; text profiles go to bench/work/profiles/",
     )
-    parser.add_argument(
-        "--output", type=Path, default=None, help="where to write the JSON result"
-    )
+    parser.add_argument("--output", type=Path, default=None, help="where to write the JSON result")
     return parser.parse_args()
 
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-
 from common import read_manifest
+
 from runner.api import signing
 
 
@@ -71,7 +71,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         await asyncio.gather(*(one(session, row) for row in rows))
         seconds = time.perf_counter() - started
     written = sum(1 for _ in args.out.iterdir())
-    return {"seconds": seconds, "written": written, "errors": errors[:20], "error_count": len(errors)}
+    return {
+        "seconds": seconds,
+        "written": written,
+        "errors": errors[:20],
+        "error_count": len(errors),
+    }
 
 
 def main() -> None:

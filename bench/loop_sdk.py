@@ -21,13 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from common import read_manifest
 from tencentcloud.aiart.v20221229 import aiart_client, models
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-
-from common import read_manifest
 
 
 def main() -> None:
@@ -79,8 +78,16 @@ def main() -> None:
             list(pool.map(one, rows))
     seconds = time.perf_counter() - started
     written = sum(1 for _ in args.out.iterdir())
-    print(json.dumps({"seconds": seconds, "written": written, "errors": errors[:20],
-                      "error_count": len(errors)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "written": written,
+                "errors": errors[:20],
+                "error_count": len(errors),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
