@@ -105,3 +105,16 @@ async def test_base64_results_are_written_at_once(tmp_path: Path) -> None:
     jobs = await all_jobs(db)
     assert {j["sha256"] for j in jobs} == served
     assert all(Path(j["output_path"]).is_file() for j in jobs)
+
+
+async def test_service_still_activating_pauses_then_halts_after_the_bound(tmp_path: Path) -> None:
+    db = str(tmp_path / "queue.db")
+    async with serve_fake(faults={"ResourceUnavailable.Delivering": 1.0}, seed=5) as server:
+        await submit(db, write_manifest(tmp_path / "m.csv", 3), server.url + "/")
+        result = await run(db, server, tmp_path / "out", activation_pause=0.2, activation_limit=0.7)
+        calls = server.stats()["calls"]["ResourceUnavailable.Delivering"]
+    assert result.exit_code == 3
+    assert result.halt is not None and result.halt.code == "ResourceUnavailable.Delivering"
+    assert 3 <= calls <= 6, "paused between tries, neither hammering nor giving up at once"
+    jobs = await all_jobs(db)
+    assert {(j["state"], j["attempts"]) for j in jobs} == {("queued", 0)}
