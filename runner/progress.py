@@ -67,6 +67,14 @@ def format_summary(stats: RunStats, counts: dict[str, int]) -> list[str]:
         f"{stats.regenerations}; throttled answers: {stats.throttled}",
         f"Wall time: {time.strftime('%H:%M:%S', time.gmtime(stats.wall_time))}",
     ]
+    recovered = stats.recovered.get("recovered", 0) + stats.recovered.get("expired", 0)
+    if recovered:
+        lines.insert(
+            0,
+            f"Resumed after an interruption: {stats.recovered.get('recovered', 0)} calls cut "
+            f"short went back to the queue, {stats.recovered.get('expired', 0)} expired "
+            "results to be generated again.",
+        )
     if stats.errors_by_code:
         lines.append(
             "Errors seen: " + ", ".join(f"{c} ×{n}" for c, n in stats.errors_by_code.most_common())

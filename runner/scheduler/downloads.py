@@ -78,9 +78,6 @@ class ExpiryQueue:
                 return None
             await self._changed.wait()
 
-    async def wait_change(self) -> None:
-        await self._changed.wait()
-
 
 async def fetch_result(
     session: aiohttp.ClientSession, url: str, folder: Path, stem: str
