@@ -111,6 +111,8 @@ class FakeService:
     ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
         """(code, response body, result record or None) for one API call."""
         request_id = new_request_id()
+        # The latency is counted from the request's arrival: checking it is part of the task.
+        received = asyncio.get_running_loop().time()
         try:
             params = self._admit(headers, host, body)
             fault = self.faults.pick()
@@ -119,7 +121,7 @@ class FakeService:
             # A generation failure comes after the work, holding the slot like a real task.
             self.stats.take_slot()
             try:
-                data = await self._task(params, fault)
+                data = await self._task(params, fault, received)
             finally:
                 self.stats.release_slot()
         except Rejected as exc:
@@ -157,14 +159,14 @@ class FakeService:
             raise Rejected("RequestLimitExceeded.JobNumExceed")
         return parse_params(headers.get("Content-Type", ""), body)
 
-    async def _task(self, params: Params, fault: str | None) -> bytes:
+    async def _task(self, params: Params, fault: str | None, received: float) -> bytes:
         """Download and check the inputs, take the generation's time, draw the result.
 
         The latency is the task's whole duration: the fake's own work (downloads, decoding,
         drawing) is counted in it, so a benchmark measures the client, not the fake's CPU.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.latency.sample()
+        deadline = received + self.latency.sample()
         fetches = [
             images.download(self.session, params.model_url),
             images.download(self.session, params.clothes_url),
