@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 
+cli.load_all()  # type: ignore[attr-defined]
+
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 CONTRACT = {
     "submit",

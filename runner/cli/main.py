@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import tomllib
 from collections.abc import Mapping
@@ -46,11 +47,11 @@ def _defaults_for(
     return values
 
 
-def _default_map(config_path: Path, commands: Mapping[str, click.Command]) -> dict[str, Any]:
+def _default_map(
+    config_path: Path, data: dict[str, Any], commands: Mapping[str, click.Command]
+) -> dict[str, Any]:
     """Top-level keys apply to every command that has such an option; a `[command]` table
     applies to that command only. Keys are option names (`rsp-img-type` or `rsp_img_type`)."""
-    with config_path.open("rb") as fh:
-        data = tomllib.load(fh)
     flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
     return {
         name: _defaults_for(config_path, name, command, flat, data.get(name))
@@ -58,7 +59,39 @@ def _default_map(config_path: Path, commands: Mapping[str, click.Command]) -> di
     }
 
 
+# Which module defines each command. Modules are imported only when their command runs (or
+# when help lists them), so `status` does not pay for the fake server's or aiohttp's imports.
+COMMAND_MODULES = {
+    "submit": "submit",
+    "validate": "submit",
+    "run": "run",
+    "status": "store",
+    "db": "store",
+    "report": "report",
+    "export": "report",
+    "retry": "report",
+    "fake-server": "fake",
+    "demo": "demo",
+}
+
+
 class _Group(click.Group):
+    """Loads command modules on demand and applies the settings file to the command run."""
+
+    _settings: tuple[Path, dict[str, Any]] | None = None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"runner.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+    def load_all(self) -> None:
+        for name in COMMAND_MODULES:
+            self.get_command(click.Context(self), name)
+
     def make_context(
         self,
         info_name: str | None,
@@ -79,12 +112,24 @@ class _Group(click.Group):
                 break
         if explicit and not config.is_file():
             raise click.UsageError(f"settings file {config} does not exist")
+        self._settings = None
         if config.is_file():
             try:
-                extra.setdefault("default_map", _default_map(config, self.commands))
+                with config.open("rb") as fh:
+                    self._settings = (config, tomllib.load(fh))
             except tomllib.TOMLDecodeError as exc:
                 raise click.UsageError(f"settings file {config} is not valid TOML: {exc}") from exc
         return super().make_context(info_name, args, parent, **extra)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if self._settings is not None and name is not None and command is not None:
+            path, data = self._settings
+            # Click hands the subcommand `ctx.default_map[name]` as its defaults.
+            ctx.default_map = _default_map(path, data, {name: command})
+        return name, command, rest
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
