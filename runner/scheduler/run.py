@@ -16,7 +16,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +34,7 @@ from runner.scheduler.files import (
     remove_stale_temp_files,
     write_bytes,
 )
+from runner.scheduler.journal import PaidJournal, orphaned_entries
 from runner.scheduler.policy import Action, RetryPolicy, decide
 from runner.scheduler.slots import AccountBackoff, ApiSlots
 from runner.store import Event, Job, JobStateError, Store
@@ -156,12 +157,32 @@ class Scheduler:
         removed = await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
         if removed:
             log.info("Removed %d temporary files left by an interrupted run.", removed)
+        replayed = await self._replay_orphaned_journals()
         self.stats.recovered = await self.store.recover_after_crash(
             utcnow(), worker=settings.worker, stale_after=settings.stale_after
+        )
+        self.stats.recovered["replayed"] = replayed
+        self.journal = await anyio.to_thread.run_sync(
+            PaidJournal, settings.out_dir, settings.worker
         )
         for job in await self.store.generated_jobs(settings.batch):
             self._queue_download(job)
 
+        try:
+            await self._work()
+        except BaseException:
+            self.journal.keep()  # replayed at the next start
+            raise
+        self.journal.close()
+        await self._give_linked_jobs_their_files()
+
+        counts = await self.store.state_totals(settings.batch)
+        return RunResult(
+            self.stop_reason or StopReason.FINISHED, self.stats, self.halt_error, counts
+        )
+
+    async def _work(self) -> None:
+        settings = self.settings
         async with anyio.create_task_group() as outer:
             if settings.handle_signals:
                 outer.start_soon(self._watch_signals, outer.cancel_scope)
@@ -174,12 +195,26 @@ class Scheduler:
                 self.downloads.close()
             outer.cancel_scope.cancel()  # the signal watcher
 
-        await self._give_linked_jobs_their_files()
-
-        counts = await self.store.state_totals(settings.batch)
-        return RunResult(
-            self.stop_reason or StopReason.FINISHED, self.stats, self.halt_error, counts
-        )
+    async def _replay_orphaned_journals(self) -> int:
+        """Paid results a killed run had journaled but not yet stored."""
+        replayed = 0
+        for path, entries in orphaned_entries(self.settings.out_dir):
+            for entry in entries:
+                try:
+                    await self.store.mark_generated(
+                        entry["job_id"],
+                        entry["result_url"],
+                        datetime.fromisoformat(entry["expires_at"]),
+                        entry["request_id"],
+                        event=Event(**entry["event"]),
+                    )
+                    replayed += 1
+                except JobStateError:
+                    pass  # stored before the kill, or the job has moved on since
+            path.unlink(missing_ok=True)
+        if replayed:
+            log.info("Kept %d paid results a killed run had not stored yet.", replayed)
+        return replayed
 
     def request_stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
@@ -302,10 +337,18 @@ class Scheduler:
         paid = self._call_event(job, result.request_id, "OK", None, latency_ms)
         if result.is_url:
             expires = sent_at + timedelta(seconds=self.settings.url_ttl)
-            await self.store.mark_generated(
-                job.id, result.result_image, expires, result.request_id, event=paid
+            # Journaled first, so the slot can go to the next job before the database write.
+            self.journal.append(
+                job.id, result.result_image, expires, result.request_id, asdict(paid)
             )
             free_slot()
+            try:
+                await self.store.mark_generated(
+                    job.id, result.result_image, expires, result.request_id, event=paid
+                )
+            except JobStateError:
+                log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
+                return
             self._queue_download(
                 replace(job, result_url=result.result_image, result_expires_at=expires)
             )
