@@ -65,3 +65,21 @@ async def test_a_live_runs_journal_is_left_alone(tmp_path: Path) -> None:
     finally:
         live.close()
     assert not live.path.exists()
+
+
+def test_journal_is_emptied_when_nothing_waits(tmp_path: Path) -> None:
+    journal = PaidJournal(tmp_path, "busy")
+    try:
+        line_url = "http://127.0.0.1:9/" + "x" * 500
+        for n in range(3000):  # well over the truncation size
+            journal.append(n, line_url, utcnow(), "rid", {"kind": "call"})
+            if n % 2:
+                journal.stored()
+                journal.stored()
+        assert journal.path.stat().st_size < 1.2 * 1024 * 1024  # 3000 lines would be 1.8 MB
+        journal.append(9999, line_url, utcnow(), "rid", {"kind": "call"})
+        # An entry still waiting for the database is never truncated away.
+        assert journal.path.read_bytes().count(b"\n") >= 1
+        assert b'"job_id": 9999' in journal.path.read_bytes()
+    finally:
+        journal.close()

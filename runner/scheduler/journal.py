@@ -21,6 +21,7 @@ from typing import Any
 
 PREFIX = ".changeclothes-paid-"
 SUFFIX = ".jsonl"
+TRUNCATE_BYTES = 1024 * 1024
 
 
 class PaidJournal:
@@ -32,6 +33,8 @@ class PaidJournal:
         self.path = folder / f"{PREFIX}{safe}{SUFFIX}"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._pending = 0  # entries appended and not yet in the database
+        self._size = 0
 
     def append(
         self,
@@ -50,7 +53,16 @@ class PaidJournal:
                 "event": event,
             }
         )
-        os.write(self._fd, line.encode() + b"\n")
+        self._size += os.write(self._fd, line.encode() + b"\n")
+        self._pending += 1
+
+    def stored(self) -> None:
+        """One entry reached the database. When none is waiting, a grown journal is emptied,
+        so a night of a million results does not leave a file of that size."""
+        self._pending -= 1
+        if self._pending == 0 and self._size > TRUNCATE_BYTES:
+            os.ftruncate(self._fd, 0)
+            self._size = 0
 
     def close(self) -> None:
         """Every entry is in the database by now: the journal goes."""

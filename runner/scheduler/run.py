@@ -349,6 +349,8 @@ class Scheduler:
             except JobStateError:
                 log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
                 return
+            finally:
+                self.journal.stored()
             self._queue_download(
                 replace(job, result_url=result.result_image, result_expires_at=expires)
             )
