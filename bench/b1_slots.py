@@ -14,7 +14,6 @@ C > 1), each against a fresh fake server, we report that ideal over the measured
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import common
@@ -68,32 +67,10 @@ def run_sdk_loop(n: int, c: int) -> dict[str, Any]:
     work = common.fresh_dir(common.WORK / "b1" / f"sdk-{n}-{c}")
     manifest = common.write_fake_manifest(work / "jobs.csv", n)
     with fake(c) as server:
-        argv = [
-            common.PYTHON,
-            str(common.BENCH / "loop_sdk.py"),
-            "--endpoint",
-            f"{common.HOST}:{server.port}",
-            "--manifest",
-            str(manifest),
-            "--base-url",
-            server.images_url,
-            "--out",
-            str(work / "results"),
-            "--threads",
-            str(c),
-        ]
-        fake_cpu = server.cpu_seconds()
-        child = common.run_child(argv).check()
-        fake_cpu = server.cpu_seconds() - fake_cpu
-        seen = server.summary()
-    report = json.loads(child.stdout.strip().splitlines()[-1])
-    return {
-        "process": child.summary(),
-        "in_run_seconds": report["seconds"],
-        "files": report["written"],
-        "errors": report["error_count"],
-        "fake": {**seen, "cpu_seconds": fake_cpu},
-    }
+        endpoint = f"{common.HOST}:{server.port}"
+        return common.run_baseline_loop(
+            server, "loop_sdk.py", endpoint, manifest, work / "results", ["--threads", str(c)]
+        )
 
 
 def measure(cases: tuple[tuple[int, int], ...], profile: bool) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ machine, so when it is saturated it, not the client, sets the pace).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import common
@@ -64,33 +63,15 @@ def run_bare(n: int) -> dict[str, Any]:
     work = common.fresh_dir(common.WORK / "b2" / f"bare-{n}")
     manifest = common.write_fake_manifest(work / "jobs.csv", n)
     with fake() as server:
-        argv = [
-            common.PYTHON,
-            str(common.BENCH / "loop_aiohttp.py"),
-            "--endpoint",
+        result = common.run_baseline_loop(
+            server,
+            "loop_aiohttp.py",
             server.url,
-            "--manifest",
-            str(manifest),
-            "--base-url",
-            server.images_url,
-            "--out",
-            str(work / "results"),
-            "--concurrency",
-            str(CONCURRENCY),
-        ]
-        fake_cpu = server.cpu_seconds()
-        child = common.run_child(argv).check()
-        fake_cpu = server.cpu_seconds() - fake_cpu
-        seen = server.summary()
-    report = json.loads(child.stdout.strip().splitlines()[-1])
-    return {
-        "process": child.summary(),
-        "in_run_seconds": report["seconds"],
-        "done": report["written"],
-        "files": report["written"],
-        "errors": report["error_count"],
-        "fake": {**seen, "cpu_seconds": fake_cpu},
-    }
+            manifest,
+            work / "results",
+            ["--concurrency", str(CONCURRENCY)],
+        )
+    return {**result, "done": result["files"]}
 
 
 def rates(side: dict[str, Any], n: int) -> dict[str, Any]:

@@ -323,6 +323,42 @@ def write_fake_manifest(path: Path, count: int) -> Path:
     return path
 
 
+def run_baseline_loop(
+    server: FakeServerProcess,
+    script: str,
+    endpoint: str,
+    manifest: Path,
+    out: Path,
+    extra: Sequence[str],
+) -> dict[str, Any]:
+    """Run one of the baseline loops (`loop_sdk.py`, `loop_aiohttp.py`) against `server`;
+    each prints a JSON report (seconds, written, error_count) as its last line."""
+    argv = [
+        PYTHON,
+        str(BENCH / script),
+        "--endpoint",
+        endpoint,
+        "--manifest",
+        str(manifest),
+        "--base-url",
+        server.images_url,
+        "--out",
+        str(out),
+        *extra,
+    ]
+    fake_cpu = server.cpu_seconds()
+    child = run_child(argv).check()
+    fake_cpu = server.cpu_seconds() - fake_cpu
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    return {
+        "process": child.summary(),
+        "in_run_seconds": report["seconds"],
+        "files": report["written"],
+        "errors": report["error_count"],
+        "fake": {**server.summary(), "cpu_seconds": fake_cpu},
+    }
+
+
 def read_manifest(path: Path, base_url: str) -> list[dict[str, str]]:
     """The rows of a manifest written by `write_fake_manifest`, with absolute URLs."""
     with path.open(newline="") as fh:

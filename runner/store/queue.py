@@ -129,6 +129,16 @@ class Store:
                 yield conn
 
     @asynccontextmanager
+    async def _transition(
+        self, event: Event | None, now: datetime
+    ) -> AsyncIterator[AsyncConnection]:
+        """A write transaction for one state change, with the event that explains it."""
+        async with self.write() as conn:
+            if event is not None:
+                await self._insert_event(conn, event, now)
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (never takes SQLite's write lock)."""
         async with self.engine.connect() as conn, conn.begin():
@@ -345,9 +355,7 @@ class Store:
     ) -> None:
         """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`."""
         now = now or utcnow()
-        async with self.write() as conn:
-            if event is not None:
-                await self._insert_event(conn, event, now)
+        async with self._transition(event, now) as conn:
             done = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTING)
@@ -385,9 +393,7 @@ class Store:
             "last_error_code": None,
             "last_error_message": None,
         }
-        async with self.write() as conn:
-            if event is not None:
-                await self._insert_event(conn, event, now)
+        async with self._transition(event, now) as conn:
             stmt = (
                 sa.update(jobs)
                 .where(
@@ -423,9 +429,7 @@ class Store:
             "finished_at": now,
             "updated_at": now,
         }
-        async with self.write() as conn:
-            if event is not None:
-                await self._insert_event(conn, event, now)
+        async with self._transition(event, now) as conn:
             result = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state.in_(IN_FLIGHT_STATES))
@@ -507,9 +511,7 @@ class Store:
         does not). Allowed from `submitting` and `generated` (a result that will not download).
         """
         now = now or utcnow()
-        async with self.write() as conn:
-            if event is not None:
-                await self._insert_event(conn, event, now)
+        async with self._transition(event, now) as conn:
             attempts = await conn.scalar(
                 sa.update(jobs)
                 .where(
@@ -541,9 +543,7 @@ class Store:
         Returns False, changing nothing, when the job was not `submitting`.
         """
         now = now or utcnow()
-        async with self.write() as conn:
-            if event is not None:
-                await self._insert_event(conn, event, now)
+        async with self._transition(event, now) as conn:
             result = await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.SUBMITTING)
