@@ -24,6 +24,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from runner.clock import utcnow
 from runner.api.client import ChangeClothesClient
 from runner.api.errors import ApiError, ErrorClass
 from runner.api.request import ChangeClothesResult
@@ -43,9 +44,6 @@ log = logging.getLogger(__name__)
 
 JOB_NUM_EXCEED = "RequestLimitExceeded.JobNumExceed"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_worker_name() -> str:

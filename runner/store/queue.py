@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from runner.clock import utcnow
 from runner.store.database import create_engine, database_url, display_url, migrate
 from runner.store.errors import JobStateError, StoreError, UnknownBatchError
 from runner.store.jobs import IN_FLIGHT_STATES, WORK_STATES, Job, JobState
@@ -29,9 +30,6 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 
 _JOB_COLUMNS = tuple(jobs.c)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

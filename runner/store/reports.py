@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runner.clock import utcnow
 from runner.api.errors import ErrorClass
 from runner.store.jobs import IN_FLIGHT_STATES, WORK_STATES, JobState
 from runner.store.models import UTCDateTime, batches, events, jobs
@@ -56,9 +57,6 @@ EXPORT_COLUMNS = (
 RETRY_EVENT = "retry"
 """The event kind `retry_failed` records, one per job moved back (its old code and attempts)."""
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- report ------------------------------------------------------------------------------------
