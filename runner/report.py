@@ -17,9 +17,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from runner.api.errors import ErrorClass, rule_for
-from runner.store.jobs import JobState
+from runner.store import JobState
 from runner.store.reports import BatchReport, JobLine, ReportData, ResultImage
-from runner.store.status import STATE_ORDER
 
 DEFAULT_NAME = "report.html"
 
@@ -167,7 +166,7 @@ def _overview(data: ReportData) -> str:
     header = [
         ("batch", ""),
         ("submitted", ""),
-        *((str(s), "n") for s in STATE_ORDER),
+        *((str(s), "n") for s in JobState),
         ("total", "n"),
         ("paid calls", "n"),
         ("throttled", "n"),
@@ -181,7 +180,7 @@ def _overview(data: ReportData) -> str:
             [
                 f'<td><a href="#batch-{i + 1}">{_e(b.name)}</a></td>',
                 _td(_when(b.submitted_at)),
-                *(_td(b.counts.get(str(s), 0), "n") for s in STATE_ORDER),
+                *(_td(b.counts.get(str(s), 0), "n") for s in JobState),
                 _td(b.total, "n"),
                 _td(b.paid_calls, "n"),
                 _td(b.throttled, "n"),
@@ -196,10 +195,7 @@ def _overview(data: ReportData) -> str:
             [
                 "<td><b>all batches</b></td>",
                 _td(""),
-                *(
-                    _td(sum(b.counts.get(str(s), 0) for b in data.batches), "n")
-                    for s in STATE_ORDER
-                ),
+                *(_td(sum(b.counts.get(str(s), 0) for b in data.batches), "n") for s in JobState),
                 _td(total, "n"),
                 _td(sum(b.paid_calls for b in data.batches), "n"),
                 _td(sum(b.throttled for b in data.batches), "n"),
@@ -379,7 +375,7 @@ def _batch_section(
     i: int, b: BatchReport, data: ReportData, out_dir: Path, report_dir: Path
 ) -> str:
     tiles = [_tile("jobs", b.total)]
-    for state in STATE_ORDER:
+    for state in JobState:
         n = b.counts.get(str(state), 0)
         if n or state in (JobState.DONE, JobState.FAILED, JobState.QUEUED):
             css = {JobState.DONE: "done", JobState.FAILED: "failed"}.get(state, "waiting")

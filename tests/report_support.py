@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from runner.store import Job, Store, open_store
+from runner.store import Event, EventKind, Job, Store, open_store
 from runner.store.submit import submit_manifest
 
 BASE_URL = "http://127.0.0.1:9/"
@@ -67,13 +67,15 @@ async def call(
     m: Morning, store: Store, job: Job, code: str, latency_ms: int, error_class: str | None
 ) -> None:
     await store.record_event(
-        "call",
-        job_id=job.id,
-        code=code,
-        error_class=error_class,
-        latency_ms=latency_ms,
-        attempt=job.attempts + 1,
-        request_id=f"req-{job.id}-{latency_ms}",
+        Event(
+            EventKind.CALL,
+            job_id=job.id,
+            code=code,
+            error_class=error_class,
+            latency_ms=latency_ms,
+            attempt=job.attempts + 1,
+            request_id=f"req-{job.id}-{latency_ms}",
+        )
     )
     m.api_ms += latency_ms
     if code == "OK":
@@ -89,7 +91,9 @@ async def finish(m: Morning, store: Store, job: Job, now: datetime, shade: int) 
     await store.mark_generated(job.id, f"http://127.0.0.1:9/r/{job.id}", now, f"req-{job.id}")
     path = m.out / m.batch / f"{job.external_id}.jpg"
     sha, size = write_jpeg(path, shade)
-    await store.record_event("download", job_id=job.id, code="OK", size=size, latency_ms=40)
+    await store.record_event(
+        Event(EventKind.DOWNLOAD, job_id=job.id, code="OK", size=size, latency_ms=40)
+    )
     await store.mark_done(job.id, str(path), sha, size)
     m.done[job.external_id] = path
 

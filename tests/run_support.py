@@ -98,7 +98,7 @@ async def all_jobs(db: str) -> list[Any]:
 
     store = await open_store(db)
     try:
-        async with store.read() as conn:
+        async with store.transaction() as conn:
             rows = (await conn.execute(sa.text("SELECT * FROM jobs ORDER BY id"))).mappings()
             return [dict(r) for r in rows]
     finally:

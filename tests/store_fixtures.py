@@ -113,5 +113,5 @@ async def job_rows(store: Store, batch: str | None = None) -> list[Any]:
     query = sa.select(jobs, batches.c.name.label("batch_name")).join(batches).order_by(jobs.c.id)
     if batch is not None:
         query = query.where(batches.c.name == batch)
-    async with store.read() as conn:
+    async with store.transaction() as conn:
         return list((await conn.execute(query)).mappings().all())

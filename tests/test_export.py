@@ -131,7 +131,7 @@ async def test_rows_are_read_in_chunks_by_id(backend: str, tmp_path: Path) -> No
         async for row in iter_export_rows(store, chunk=5):
             got.append(row["id"])
             # No transaction is held between chunks: a writer gets in at any moment.
-            async with store.write() as conn:
+            async with store.transaction(immediate=True) as conn:
                 await conn.execute(sa.text("SELECT 1"))
         sa.event.remove(store.engine.sync_engine, "before_cursor_execute", count)
     assert got == ids

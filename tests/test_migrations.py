@@ -165,7 +165,7 @@ async def test_models_match_the_migrated_schema(db: str) -> None:
 async def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
     store = await open_store(str(tmp_path / "sub" / "q.db"))  # the folder is created
     try:
-        async with store.read() as conn:
+        async with store.transaction() as conn:
             values = [
                 (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                 for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")

@@ -11,7 +11,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runner.store import Job, JobState, JobStateError, Store, UnknownBatchError, open_store
+from runner.store import (
+    Event,
+    EventKind,
+    Job,
+    JobState,
+    JobStateError,
+    Store,
+    UnknownBatchError,
+    open_store,
+)
 from runner.store.submit import submit_manifest
 from tests.store_fixtures import job_rows, pairs, write_csv
 
@@ -225,18 +234,15 @@ async def test_events_are_summarised(store: Store, tmp_path: Path) -> None:
     await add_batch(store, tmp_path, "a", 1)
     job = await claim(store)
     await store.record_event(
-        "call", job_id=job.id, code="RequestLimitExceeded", latency_ms=50, at=T0
+        Event(EventKind.CALL, job_id=job.id, code="RequestLimitExceeded", latency_ms=50), at=T0
     )
     await store.record_event(
-        "call",
-        job_id=job.id,
-        code="OK",
-        request_id="r",
-        latency_ms=900,
+        Event(EventKind.CALL, job_id=job.id, code="OK", request_id="r", latency_ms=900),
         at=T0 + timedelta(seconds=5),
     )
     await store.record_event(
-        "download", job_id=job.id, code="OK", size=2048, at=T0 + timedelta(seconds=6)
+        Event(EventKind.DOWNLOAD, job_id=job.id, code="OK", size=2048),
+        at=T0 + timedelta(seconds=6),
     )
     summary = await store.event_summary()
     assert summary.calls_by_code == {"RequestLimitExceeded": 1, "OK": 1}
@@ -248,7 +254,7 @@ async def test_events_are_summarised(store: Store, tmp_path: Path) -> None:
     )
     later = await store.event_summary(since=T0 + timedelta(seconds=1))
     assert later.calls_by_code == {"OK": 1}
-    async with store.read() as conn:
+    async with store.transaction() as conn:
         import sqlalchemy as sa
 
         from runner.store.models import events

@@ -14,9 +14,8 @@ from click.testing import CliRunner
 from runner.cli import cli
 from runner.fake import serve_fake
 from runner.scheduler.policy import RetryPolicy
-from runner.store import Store, open_store
+from runner.store import EventKind, Store, open_store, retry_failed
 from runner.store.models import events
-from runner.store.reports import RETRY_EVENT, retry_failed
 from runner.store.submit import submit_manifest
 from tests.report_support import BASE_URL, DECODE, RPC, build_morning, write_jpeg, write_manifest
 from tests.run_support import all_jobs, run, submit
@@ -36,10 +35,10 @@ def jobs_of(db: str) -> dict[str, dict[str, Any]]:
 
 def retry_events(db: str) -> list[tuple[int, str | None, int | None]]:
     async def read() -> list[tuple[int, str | None, int | None]]:
-        async with await open_store(db) as store, store.read() as conn:
+        async with await open_store(db) as store, store.transaction() as conn:
             query = (
                 sa.select(events.c.job_id, events.c.code, events.c.attempt)
-                .where(events.c.kind == RETRY_EVENT)
+                .where(events.c.kind == EventKind.RETRY)
                 .order_by(events.c.id)
             )
             return [tuple(r) for r in await conn.execute(query)]
@@ -151,7 +150,7 @@ async def _identical_batches(db: str, tmp_path: Path) -> tuple[Store, dict[str, 
 
 
 async def _states(store: Store) -> dict[tuple[str, str], str]:
-    async with store.read() as conn:
+    async with store.transaction() as conn:
         rows = await conn.execute(
             sa.text(
                 "SELECT b.name, j.external_id, j.state FROM jobs j "
@@ -205,7 +204,7 @@ async def test_identical_jobs_failed_together_are_not_paid_for_twice(
             assert (dry.total, dry.reused, dry.waiting) == (1, 1, 0)
             result = await retry_failed(store, "b")
             assert (result.total, result.reused, result.queued) == (1, 1, 0)
-            async with store.read() as conn:
+            async with store.transaction() as conn:
                 row = (
                     await conn.execute(
                         sa.text(

@@ -20,15 +20,13 @@ from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
 from runner.report import DEFAULT_NAME, write_report
-from runner.store import open_store
+from runner.store import RetryResult, open_store, retry_failed
 from runner.store.reports import (
     EXPORT_COLUMNS,
     GALLERY_LIMIT,
     ReportData,
-    RetryResult,
     iter_export_rows,
     report_data,
-    retry_failed,
 )
 
 EXPORT_FORMATS = ("csv", "jsonl")

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
@@ -14,16 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner.cli.main import cli
 from runner.cli.options import db_option
-from runner.store import StoreError, open_store
-from runner.store.database import (
-    create_engine,
-    current,
-    database_url,
-    display_url,
-    head_revision,
-    migrate,
-)
-from runner.store.status import BatchStatus, batch_status, status_json, status_table
+from runner.store import JobState, StoreError, open_store
+from runner.store.database import database_url, display_url, head_revision
 
 EXIT_USAGE = 2
 T = TypeVar("T")
@@ -72,16 +64,10 @@ def db_upgrade(db: str) -> None:
     """
 
     async def go() -> tuple[str | None, str | None]:
-        url = database_url(db)
-        engine = create_engine(url)
-        try:
-            before = await current(engine)
-            await migrate(engine)
-            return before, await current(engine)
-        except OSError as exc:
-            raise StoreError(f"cannot open the queue database {display_url(url)}: {exc}") from exc
-        finally:
-            await engine.dispose()
+        async with await open_store(db, migrate_schema=False) as store:
+            before = await store.revision()
+            await store.upgrade()
+            return before, await store.revision()
 
     before, after = run_store(go)
     where = display_url(database_url(db))
@@ -98,14 +84,8 @@ def db_current(db: str) -> None:
     _require_existing(db)
 
     async def go() -> str | None:
-        url = database_url(db)
-        engine = create_engine(url)
-        try:
-            return await current(engine)
-        except OSError as exc:
-            raise StoreError(f"cannot open the queue database {display_url(url)}: {exc}") from exc
-        finally:
-            await engine.dispose()
+        async with await open_store(db, migrate_schema=False) as store:
+            return await store.revision()
 
     revision = run_store(go)
     head = head_revision()
@@ -126,12 +106,13 @@ def status(batch: str | None, as_json: bool, db: str) -> None:
 
     States: queued (waiting for an API slot), submitting (call in flight), generated
     (result waiting for download), linked (waiting on an identical job), done, failed.
+    Exits 2 when there is no queue database.
     """
     _require_existing(db)
 
-    async def go() -> list[BatchStatus]:
+    async def go() -> dict[str, dict[str, int]]:
         async with await open_store(db) as store:
-            return await batch_status(store, batch)
+            return await store.counts(batch)
 
     statuses = run_store(go)
     if as_json:
@@ -158,3 +139,26 @@ def status(batch: str | None, as_json: bool, db: str) -> None:
             c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
         ]
         click.echo("  ".join(cells).rstrip())
+
+
+def status_json(counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    totals = {str(s): sum(per[str(s)] for per in counts.values()) for s in JobState}
+    return {
+        "batches": [
+            {"batch": name, **per, "total": sum(per.values())} for name, per in counts.items()
+        ],
+        "total": {**totals, "total": sum(totals.values())},
+    }
+
+
+def status_table(counts: dict[str, dict[str, int]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (a TOTAL row when there are several batches), numbers as text."""
+    data = status_json(counts)
+    header = ["batch", *(str(s) for s in JobState), "total"]
+    rows = [
+        [b["batch"], *(str(b[str(s)]) for s in JobState), str(b["total"])] for b in data["batches"]
+    ]
+    if len(counts) > 1:
+        total = data["total"]
+        rows.append(["TOTAL", *(str(total[str(s)]) for s in JobState), str(total["total"])])
+    return header, rows

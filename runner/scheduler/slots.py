@@ -23,10 +23,8 @@ class AccountBackoff:
         self._rng = rng or random.Random()
         self._failures = 0
         self._resume_at = 0.0
-        self.throttled = 0  # answers that closed the gate, for the summary
 
     def on_throttle(self) -> float:
-        self.throttled += 1
         ceiling = min(self.cap, self.base * 2**self._failures)
         self._failures += 1
         delay = self._rng.uniform(0, ceiling)
@@ -43,6 +41,20 @@ class AccountBackoff:
         # The deadline can move while we sleep, so sleep again until it holds.
         while (delay := self._resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(delay)
+
+
+class SlotLease:
+    """One API slot held for one call. `release` may be called from every path that ends the
+    call: only the first gives the slot back."""
+
+    def __init__(self, limiter: anyio.CapacityLimiter) -> None:
+        self._limiter = limiter
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._limiter.release_on_behalf_of(self)
 
 
 class ApiSlots:
@@ -63,14 +75,11 @@ class ApiSlots:
     def in_flight(self) -> int:
         return self._limiter.borrowed_tokens
 
-    async def acquire(self) -> object:
-        """Take a slot; the returned token releases it, from whichever task ends the call."""
-        token = object()
-        await self._limiter.acquire_on_behalf_of(token)
-        return token
-
-    def release(self, token: object) -> None:
-        self._limiter.release_on_behalf_of(token)
+    async def acquire(self) -> SlotLease:
+        """Take a slot; the lease gives it back, from whichever task ends the call."""
+        lease = SlotLease(self._limiter)
+        await self._limiter.acquire_on_behalf_of(lease)
+        return lease
 
     def on_job_num_exceed(self, in_flight_at_send: int) -> None:
         """Multiplicative decrease when the account is full but we are not the ones filling it."""

@@ -1,28 +1,43 @@
-"""The queue's database: models, migrations on open, and every queue query (knows no HTTP)."""
+"""The queue's database: models, migrations on open, the job lifecycle and every queue query
+(knows no HTTP)."""
 
+from runner.store.actions import JobSelection, Moved, RetryResult, move_selected, retry_failed
 from runner.store.errors import JobStateError, MigrationError, StoreError, UnknownBatchError
-from runner.store.jobs import FINAL_STATES, IN_FLIGHT_STATES, WORK_STATES, Job, JobState
-from runner.store.queue import DEFAULT_STALE_AFTER, Event, EventSummary, Store, open_store
-from runner.store.status import BatchStatus, batch_status
+from runner.store.jobs import Job
+from runner.store.lifecycle import (
+    FAILED_STATES,
+    FINAL_STATES,
+    IN_FLIGHT_STATES,
+    WORK_STATES,
+    Event,
+    EventKind,
+    JobState,
+)
+from runner.store.queue import STALE_CLAIM_AFTER, EventSummary, Store, open_store
 from runner.store.submit import SubmitResult, submit_manifest
 
 __all__ = [
-    "DEFAULT_STALE_AFTER",
-    "BatchStatus",
+    "FAILED_STATES",
     "FINAL_STATES",
     "IN_FLIGHT_STATES",
+    "STALE_CLAIM_AFTER",
     "WORK_STATES",
     "Event",
+    "EventKind",
     "EventSummary",
     "Job",
+    "JobSelection",
     "JobState",
     "JobStateError",
     "MigrationError",
+    "Moved",
+    "RetryResult",
     "Store",
     "StoreError",
     "SubmitResult",
     "UnknownBatchError",
-    "batch_status",
+    "move_selected",
     "open_store",
+    "retry_failed",
     "submit_manifest",
 ]

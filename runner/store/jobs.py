@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from runner.api.request import ChangeClothesRequest
 from runner.manifest import build_request
-
-
-class JobState(enum.StrEnum):
-    """Where a job is in its life (see DESIGN.md, "Job life")."""
-
-    QUEUED = "queued"  # waiting for an API slot (maybe not before `not_before`)
-    SUBMITTING = "submitting"  # claimed by a worker; the API call is in flight
-    GENERATED = "generated"  # the API returned a result URL; the download is pending
-    DONE = "done"  # the image is on disk (or copied from an identical finished job)
-    FAILED = "failed"  # given up on, with the last error code and message
-    LINKED = "linked"  # waits for an identical job in flight elsewhere; follows its outcome
-
-
-IN_FLIGHT_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED)
-"""States of a job that will still produce a result: new identical rows link to it."""
-
-WORK_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED, JobState.LINKED)
-"""States that mean "not finished yet"."""
-
-FINAL_STATES = (JobState.DONE, JobState.FAILED)
+from runner.store.lifecycle import JobState
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The queue read (and put right) the morning after a run: report data, export rows, retry.
+"""The queue read the morning after a run: report data and export rows.
 
 Kept apart from `queue.py`, which holds the scheduler's transitions; like it, every query here
 is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
@@ -8,23 +8,22 @@ is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
   for the gallery (capped). It reads; the HTML lives in `runner.report`.
 - `iter_export_rows` yields one dict per job, fetched in chunks by id (keyset paging, one
   short read transaction per chunk), so a million-job export holds one chunk in memory.
-- `retry_failed` moves failed jobs back to `queued` in one write transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runner.clock import utcnow
 from runner.api.errors import ErrorClass
-from runner.store.jobs import IN_FLIGHT_STATES, WORK_STATES, JobState
-from runner.store.models import UTCDateTime, batches, events, jobs
+from runner.clock import utcnow
+from runner.store.lifecycle import WORK_STATES, EventKind, JobState
+from runner.store.models import batches, events, jobs
 from runner.store.queue import Store
 
 ROW_LIMIT = 1000
@@ -53,10 +52,6 @@ EXPORT_COLUMNS = (
     "finished_at",
 )
 """The export's columns, in order. `id` is the manifest's id (the output file's name)."""
-
-RETRY_EVENT = "retry"
-"""The event kind `retry_failed` records, one per job moved back (its old code and attempts)."""
-
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -159,7 +154,7 @@ async def report_data(
     Raises UnknownBatchError for a batch name that does not exist.
     """
     counts = await store.counts(batch)
-    async with store.read() as conn:
+    async with store.transaction() as conn:
         query = sa.select(batches.c.id, batches.c.name, batches.c.submitted_at).order_by(
             batches.c.id
         )
@@ -225,21 +220,21 @@ async def _events_by_batch(
             },
         )
         n, latency, size = int(n), int(latency), int(size)
-        if kind == "call":
+        if kind == EventKind.CALL:
             key = code or "?"
             fields["calls_by_code"][key] = fields["calls_by_code"].get(key, 0) + n
             fields["api_ms"] += latency
             if error_class == ErrorClass.THROTTLE:
                 fields["throttled"] += n
-        elif kind == "download":
+        elif kind == EventKind.DOWNLOAD:
             if code in (None, "OK"):
                 fields["downloads"] += n
                 fields["download_bytes"] += size
             else:
                 fields["download_failures"] += n
-        elif kind == "expired":
+        elif kind == EventKind.EXPIRED:
             fields["expired"] += n
-        elif kind == RETRY_EVENT:
+        elif kind == EventKind.RETRY:
             fields["retried"] += n
     return result
 
@@ -297,7 +292,7 @@ async def _failed_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list
 async def _unfinished_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list[JobLine]:
     query = (
         sa.select(*_LINE_COLUMNS)
-        .where(jobs.c.batch_id == batch_id, jobs.c.state.in_(WORK_STATES))
+        .where(jobs.c.batch_id == batch_id, jobs.c.state.in_(sorted(WORK_STATES)))
         .order_by(jobs.c.id)
         .limit(limit)
     )
@@ -337,7 +332,7 @@ async def iter_export_rows(
     """
     where: sa.ColumnElement[bool] = sa.true()
     if batch is not None:
-        async with store.read() as conn:
+        async with store.transaction() as conn:
             where = jobs.c.batch_id == await store.batch_id(conn, batch)
     query = (
         sa.select(
@@ -363,170 +358,10 @@ async def iter_export_rows(
     )
     last = 0
     while True:
-        async with store.read() as conn:
+        async with store.transaction() as conn:
             rows = (await conn.execute(query.where(where, jobs.c.id > last))).mappings().all()
         for row in rows:
             yield {name: row[name] for name in EXPORT_COLUMNS}
         if len(rows) < chunk:
             return
         last = rows[-1]["job_pk"]
-
-
-# -- retry -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryResult:
-    """What `retry_failed` did (or, with `dry_run`, would do)."""
-
-    by_code: dict[str, int]  # failed jobs moved back, by their last error code
-    waiting: int = 0  # ... of which wait for an identical job instead of calling (`linked`)
-    reused: int = 0  # ... of which were done at once from an identical job's result
-    dry_run: bool = False
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_code.values())
-
-    @property
-    def queued(self) -> int:
-        return self.total - self.waiting - self.reused
-
-
-def _code_filter(column: sa.ColumnElement[Any], codes: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`CODE` matches exactly; `FAMILY*` matches every code starting with `FAMILY`."""
-    if not codes:
-        return sa.true()
-    exact = [c for c in codes if not c.endswith("*")]
-    prefixes = [c.rstrip("*") for c in codes if c.endswith("*")]
-    terms: list[sa.ColumnElement[bool]] = []
-    if exact:
-        terms.append(column.in_(exact))
-    for prefix in prefixes:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        terms.append(column.like(escaped + "%", escape="\\"))
-    return sa.or_(*terms)
-
-
-async def retry_failed(
-    store: Store,
-    batch: str | None = None,
-    codes: Sequence[str] = (),
-    *,
-    dry_run: bool = False,
-    now: datetime | None = None,
-) -> RetryResult:
-    """Move failed jobs (of `batch`; with `codes`, only those whose last error code matches)
-    back to `queued`, with attempts reset to 0 and no `not_before`, in one transaction.
-
-    The last error code and message stay on the job until its next outcome. Each job moved
-    gets one `retry` event (its old code and attempt count). A job that was failed with the
-    identical job it was linked to does not pay for a second call: it waits for that job
-    (`linked`) when that one is queued again or still in flight, and is done at once from its
-    result when that one is done. Raises UnknownBatchError for an unknown batch name.
-    """
-    now = now or utcnow()
-    async with store.read() if dry_run else store.write() as conn:
-        scope: sa.ColumnElement[bool] = sa.true()
-        if batch is not None:
-            scope = jobs.c.batch_id == await store.batch_id(conn, batch)
-        chosen = sa.and_(
-            jobs.c.state == JobState.FAILED, scope, _code_filter(jobs.c.last_error_code, codes)
-        )
-        counted = await conn.execute(
-            sa.select(jobs.c.last_error_code, sa.func.count())
-            .where(chosen)
-            .group_by(jobs.c.last_error_code)
-        )
-        by_code = {code or "?": int(n) for code, n in counted}
-        by_code = dict(sorted(by_code.items(), key=lambda item: (-item[1], item[0])))
-
-        # A job failed together with the identical job it was linked to (its "leader").
-        leader = jobs.alias("leader")
-        leader_chosen = sa.and_(
-            leader.c.state == JobState.FAILED,
-            leader.c.linked_job_id.is_(None),
-            _code_filter(leader.c.last_error_code, codes),
-        )
-        if batch is not None:
-            leader_chosen = sa.and_(
-                leader_chosen, leader.c.batch_id == await store.batch_id(conn, batch)
-            )
-        leader_done = sa.exists().where(
-            leader.c.id == jobs.c.linked_job_id, leader.c.state == JobState.DONE
-        )
-        leader_coming = sa.exists().where(
-            leader.c.id == jobs.c.linked_job_id,
-            sa.or_(leader.c.state.in_(IN_FLIGHT_STATES), leader_chosen),
-        )
-        reuse = sa.and_(chosen, jobs.c.linked_job_id.is_not(None), leader_done)
-        wait = sa.and_(chosen, jobs.c.linked_job_id.is_not(None), leader_coming)
-        if dry_run:
-            reused = await conn.scalar(sa.select(sa.func.count()).where(reuse))
-            waiting = await conn.scalar(sa.select(sa.func.count()).where(wait))
-            return RetryResult(by_code, int(waiting or 0), int(reused or 0), dry_run=True)
-        if not by_code:
-            return RetryResult({})
-
-        await _insert_events(conn, RETRY_EVENT, chosen, now, code=jobs.c.last_error_code)
-        await _insert_events(conn, "linked", reuse, now, code=sa.literal("OK"))
-
-        def from_leader(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
-            return sa.select(column).where(leader.c.id == jobs.c.linked_job_id).scalar_subquery()
-
-        reused_rows = await conn.execute(
-            sa.update(jobs)
-            .where(reuse)
-            .values(
-                state=JobState.DONE,
-                attempts=0,
-                not_before=None,
-                last_error_code=None,
-                last_error_message=None,
-                output_path=from_leader(leader.c.output_path),
-                sha256=from_leader(leader.c.sha256),
-                bytes=from_leader(leader.c.bytes),
-                request_id=from_leader(leader.c.request_id),
-                finished_at=now,
-                updated_at=now,
-            )
-        )
-        reset = {
-            "attempts": 0,
-            "not_before": None,
-            "claimed_by": None,
-            "claimed_at": None,
-            "result_url": None,
-            "result_expires_at": None,
-            "finished_at": None,
-            "updated_at": now,
-        }
-        waiting_rows = await conn.execute(
-            sa.update(jobs).where(wait).values(state=JobState.LINKED, **reset)
-        )
-        await conn.execute(sa.update(jobs).where(chosen).values(state=JobState.QUEUED, **reset))
-    return RetryResult(by_code, int(waiting_rows.rowcount), int(reused_rows.rowcount))
-
-
-async def _insert_events(
-    conn: AsyncConnection,
-    kind: str,
-    where: sa.ColumnElement[bool],
-    now: datetime,
-    *,
-    code: sa.ColumnElement[Any],
-) -> None:
-    """One event of `kind` per job matching `where`, in a single INSERT ... SELECT."""
-    await conn.execute(
-        sa.insert(events).from_select(
-            ["kind", "at", "job_id", "batch_id", "code", "attempt"],
-            sa.select(
-                sa.literal(kind, sa.String),
-                sa.literal(now, UTCDateTime()),
-                jobs.c.id,
-                jobs.c.batch_id,
-                code,
-                jobs.c.attempts,
-            ).where(where),
-        )
-    )

@@ -12,10 +12,8 @@ Two passes, so that a bad row or a crash never leaves half a manifest queued:
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,50 +22,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runner.manifest import (
-    MAX_PROBLEMS,
-    ManifestError,
-    ManifestFormatError,
-    ManifestReader,
-    ManifestRow,
-    Problem,
-    check_id,
-    detect_format,
-    file_sha256,
-)
+from runner.clock import utcnow
+from runner.manifest import ManifestFormatError, Problem, check_id, detect_format, file_sha256
 from runner.store.database import PG_MIGRATION_LOCK
-from runner.store.jobs import IN_FLIGHT_STATES, JobState
-from runner.store.models import JSONType, UTCDateTime, batches, events, jobs, submissions
+from runner.store.lifecycle import IN_FLIGHT_STATES, EventKind, JobState
+from runner.store.models import UTCDateTime, batches, events, jobs, submissions
 from runner.store.queue import Store
+from runner.store.staging import Progress, Staged, stage_manifest, staging
 
 CHUNK_ROWS = 5000
 SQLITE_SUBMIT_CACHE_KIB = 16 * 1024
 """SQLite page cache while submitting (KiB): bounds memory, keeps large inserts fast."""
 PG_SUBMIT_LOCK = PG_MIGRATION_LOCK + 1
-
-Progress = Callable[[str, int, int], None]
-"""progress(phase, done, total): phase "reading" counts bytes, "queuing" counts rows."""
-
-_staging_meta = sa.MetaData()
-staging = sa.Table(
-    "submit_staging",
-    _staging_meta,
-    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("external_id", sa.Text, nullable=False),
-    sa.Column("model_url", sa.Text, nullable=False),
-    sa.Column("clothes_url", sa.Text, nullable=False),
-    sa.Column("clothes_type", sa.Text, nullable=False),
-    sa.Column("options", JSONType, nullable=False),
-    sa.Column("dedupe_key", sa.Text, nullable=False),
-    # Filled in pass 2: the job this row already is, or the job it can reuse.
-    sa.Column("present_id", sa.Integer),  # a job of the batch with this id
-    sa.Column("present_key", sa.Text),  # ... and what it was made from
-    sa.Column("done_id", sa.Integer),  # an identical job that is done
-    sa.Column("waiting_id", sa.Integer),  # an identical job queued or in flight
-    sa.Column("leader_line", sa.Integer),  # the first line of this manifest with this content
-    sa.Index("ix_submit_staging_key", "dedupe_key", "line"),
-    prefixes=["TEMPORARY"],
-)
 
 
 @dataclass(frozen=True)
@@ -141,18 +107,21 @@ async def submit_manifest(
         "force": force,
     }
 
-    async with store.read() as conn:
+    async with store.transaction() as conn:
         if await _same_content_submitted(conn, name, sha):
             return SubmitResult(batch=name, unchanged=True)
 
-    async with store.engine.connect() as conn:
+    sqlite = store.dialect == "sqlite"
+    async with store.connection() as conn:  # one connection: the staging table lives in it
         try:
-            async with conn.begin():
-                if store.is_sqlite:  # a large batch's indexes outgrow the default 2 MB cache
+            async with store.transaction(conn=conn):
+                if sqlite:  # a large batch's indexes outgrow the default 2 MB cache
                     await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_SUBMIT_CACHE_KIB}")
                 await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
                 await conn.run_sync(lambda c: staging.create(c))
-                staged = await _stage(conn, path, fmt, base_url, chunk_rows, progress)
+                staged = await stage_manifest(
+                    conn, path, fmt, base_url, chunk_rows, progress, sqlite=sqlite
+                )
             if staged.problem_count and not skip_invalid:
                 return SubmitResult(
                     batch=name,
@@ -165,9 +134,7 @@ async def submit_manifest(
                 raise ManifestFormatError(
                     f"{path} changed while it was being read; submit it again"
                 )
-            if store.is_sqlite:
-                await conn.execution_options(sqlite_immediate=True)
-            async with conn.begin():
+            async with store.transaction(immediate=True, conn=conn):
                 return await _queue_staged(
                     conn,
                     store,
@@ -185,10 +152,9 @@ async def submit_manifest(
             with contextlib.suppress(SQLAlchemyError):  # never hide the error that got us here
                 if conn.in_transaction():
                     await conn.rollback()
-                await conn.execution_options(sqlite_immediate=False)
-                async with conn.begin():
+                async with store.transaction(conn=conn):
                     await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
-                    if store.is_sqlite:
+                    if sqlite:
                         await conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
@@ -202,104 +168,10 @@ async def _same_content_submitted(conn: AsyncConnection, name: str, sha: str) ->
     return (await conn.scalar(query)) is not None
 
 
-@dataclass
-class _Staged:
-    rows: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    problem_count: int = 0
-    duplicates_merged: int = 0
-    sha256: str = ""
-
-
-async def _stage(
-    conn: AsyncConnection,
-    path: Path,
-    fmt: str | None,
-    base_url: str | None,
-    chunk_rows: int,
-    progress: Progress | None,
-) -> _Staged:
-    """Pass 1: read and check every row; stage the valid ones in the temporary table."""
-    staged = _Staged()
-    total = (await anyio.Path(path).stat()).st_size
-    buffer: list[tuple[Any, ...]] = []
-
-    def problem(p: Problem) -> None:
-        staged.problem_count += 1
-        if len(staged.problems) < MAX_PROBLEMS:
-            staged.problems.append(p)
-
-    with ManifestReader(path, fmt=fmt, base_url=base_url) as reader:
-        try:
-            for item in reader:
-                if isinstance(item, Problem):
-                    problem(item)
-                    continue
-                buffer.append(_staging_row(item))
-                if len(buffer) >= chunk_rows:
-                    await _insert_staged(conn, buffer)
-                    staged.rows += len(buffer)
-                    buffer.clear()
-                    if progress:
-                        progress("reading", reader.bytes_read, total)
-        except ManifestError as exc:
-            for p in exc.problems:
-                problem(p)
-            staged.problem_count += exc.count - len(exc.problems)
-            return staged
-        if buffer:
-            await _insert_staged(conn, buffer)
-            staged.rows += len(buffer)
-        if progress:
-            progress("reading", reader.bytes_read, total)
-        staged.duplicates_merged = reader.stats.duplicates_merged
-        staged.sha256 = reader.stats.sha256
-    return staged
-
-
-_STAGED_COLUMNS = (
-    "line",
-    "external_id",
-    "model_url",
-    "clothes_url",
-    "clothes_type",
-    "options",
-    "dedupe_key",
-)
-_SQLITE_STAGE = (
-    f"INSERT INTO submit_staging ({', '.join(_STAGED_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _STAGED_COLUMNS)})"
-)
-
-
-def _staging_row(row: ManifestRow) -> tuple[Any, ...]:
-    return (
-        row.line,
-        row.id,
-        row.model_url,
-        row.clothes_url,
-        row.clothes_type,
-        row.options,
-        row.dedupe_key,
-    )
-
-
-async def _insert_staged(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.name == "sqlite":
-        # Straight to the driver: SQLAlchemy's per-row parameter handling would double the
-        # time of a large submit. JSON is stored as SQLAlchemy's JSON type stores it.
-        serialized = [(*r[:5], json.dumps(r[5]), r[6]) for r in rows]
-        await conn.exec_driver_sql(_SQLITE_STAGE, serialized)
-    else:
-        await conn.execute(
-            sa.insert(staging), [dict(zip(_STAGED_COLUMNS, r, strict=True)) for r in rows]
-        )
-
-
 async def _queue_staged(
     conn: AsyncConnection,
     store: Store,
-    staged: _Staged,
+    staged: Staged,
     *,
     name: str,
     path: Path,
@@ -316,8 +188,8 @@ async def _queue_staged(
     identical job done or in flight?); then the rows that do work or reuse an earlier job are
     inserted, then the later copies of a row of this manifest, linked to its first copy.
     """
-    now = datetime.now(UTC)
-    if not store.is_sqlite:
+    now = utcnow()
+    if store.dialect == "postgresql":
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_SUBMIT_LOCK})
     if await _same_content_submitted(conn, name, sha):  # a concurrent submit got here first
         return SubmitResult(batch=name, unchanged=True)
@@ -358,7 +230,7 @@ async def _queue_staged(
             sa.select(sa.func.min(jobs.c.id))
             .where(
                 jobs.c.dedupe_key == s.c.dedupe_key,
-                jobs.c.state.in_([st.value for st in IN_FLIGHT_STATES]),
+                jobs.c.state.in_(sorted(IN_FLIGHT_STATES)),
             )
             .scalar_subquery()
         )
@@ -458,7 +330,11 @@ async def _queue_staged(
         sa.insert(events).from_select(
             ["kind", "at", "job_id", "batch_id", "code"],
             sa.select(
-                sa.literal("linked"), now_value, jobs.c.id, sa.literal(batch_id), sa.literal("OK")
+                sa.literal(EventKind.LINKED.value),
+                now_value,
+                jobs.c.id,
+                sa.literal(batch_id),
+                sa.literal("OK"),
             )
             .select_from(s.join(jobs, jobs.c.external_id == s.c.external_id))
             .where(jobs.c.batch_id == batch_id, is_new, is_done),

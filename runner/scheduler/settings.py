@@ -1,0 +1,102 @@
+"""What a run is told (`RunSettings`), what it counts (`RunStats`) and how it ends
+(`RunResult`, whose exit code reads the lifecycle's state sets)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from runner.api.errors import ApiError
+from runner.scheduler.policy import RetryPolicy
+from runner.store import FAILED_STATES, STALE_CLAIM_AFTER, WORK_STATES
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StopReason(StrEnum):
+    FINISHED = "finished"
+    HALTED = "halted"
+    INTERRUPTED = "interrupted"
+    LIMIT = "limit"  # --until or --max-jobs
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    out_dir: Path
+    concurrency: int = 1
+    download_workers: int = 4
+    rsp_img_type: str = "url"
+    batch: str | None = None
+    until: datetime | None = None  # stop claiming at this moment
+    max_jobs: int | None = None  # stop claiming after this many API calls
+    retry: RetryPolicy = RetryPolicy()
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    activation_pause: float = 300.0  # ResourceUnavailable.Delivering: pause this long ...
+    activation_limit: float = 1800.0  # ... and halt once it has lasted this long
+    url_ttl: float = 3600.0  # result URLs are valid this long after the call started
+    download_tries: int = 5  # failed fetches of one URL before it is generated again
+    poll_interval: float = 1.0
+    worker: str = field(default_factory=default_worker_name)
+    stale_after: timedelta = STALE_CLAIM_AFTER
+    handle_signals: bool = True
+    seed: int | None = None
+
+
+@dataclass
+class RunStats:
+    """What this run did; read by the progress display and the summary."""
+
+    started: float = field(default_factory=time.monotonic)
+    calls: int = 0
+    paid_calls: int = 0
+    throttled: int = 0
+    done: int = 0
+    regenerations: int = 0
+    failed_by_code: Counter[str] = field(default_factory=Counter)
+    errors_by_code: Counter[str] = field(default_factory=Counter)
+    recovered: dict[str, int] = field(default_factory=dict)
+    downloads: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failed_by_code.values())
+
+    @property
+    def wall_time(self) -> float:
+        return time.monotonic() - self.started
+
+
+EXIT_OK = 0
+EXIT_FAILED_JOBS = 1
+EXIT_HALTED = 3
+EXIT_LIMIT = 4
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class RunResult:
+    reason: StopReason
+    stats: RunStats
+    halt: ApiError | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # jobs per state at the end
+
+    @property
+    def exit_code(self) -> int:
+        if self.reason is StopReason.HALTED:
+            return EXIT_HALTED
+        if self.reason is StopReason.INTERRUPTED:
+            return EXIT_INTERRUPTED
+        if any(self.counts.get(s, 0) for s in FAILED_STATES):
+            return EXIT_FAILED_JOBS
+        if self.reason is StopReason.LIMIT and any(self.counts.get(s, 0) for s in WORK_STATES):
+            return EXIT_LIMIT
+        return EXIT_OK

@@ -1,0 +1,275 @@
+"""A job's life in one place: its states, the transitions between them, and the one function
+that applies a transition (the state change and the events that explain it, in one statement
+each and one transaction). Every change of a job's state in the runner goes through `apply`.
+
+    queued ──claim──▶ submitting ──generated──▶ generated ──done──▶ done
+      ▲  │              │  └──────────done (base64 result)────────────▲
+      │  │              ├── requeue / release ──▶ queued
+      │  │              └── fail ──▶ failed ──retry──▶ queued
+      │  └──cancel──▶ cancelled ◀──cancel── failed
+      └── expire / recover ◀── generated, submitting
+
+A `linked` job waits for an identical job (its leader) and follows it: `linked_done`,
+`linked_fail`, or `unlink` (back to `queued`, to run on its own) when its leader is cancelled.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runner.store.errors import JobStateError
+from runner.store.models import UTCDateTime, events, jobs
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life, in the order `status` and the report show them."""
+
+    QUEUED = "queued"  # waiting for an API slot (maybe not before `not_before`)
+    SUBMITTING = "submitting"  # claimed by a worker; the API call is in flight
+    GENERATED = "generated"  # the API returned a result URL; the download is pending
+    LINKED = "linked"  # waits for an identical job in flight elsewhere; follows its outcome
+    DONE = "done"  # the image is on disk (or copied from an identical finished job)
+    FAILED = "failed"  # given up on, with the last error code and message
+
+
+IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
+"""A job in these states will still produce a result: new identical rows link to it."""
+
+WORK_STATES = IN_FLIGHT_STATES | {JobState.LINKED}
+"""Not finished yet: a run goes on while a job of its scope is in one of these."""
+
+FAILED_STATES = frozenset({JobState.FAILED})
+"""A job here makes `run` exit 1."""
+
+FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED})
+
+
+class EventKind(enum.StrEnum):
+    """What an `events` row records."""
+
+    CALL = "call"  # one API call; code 'OK' (paid) or the error code
+    DOWNLOAD = "download"  # one fetch of a result URL; code 'OK' or why it failed
+    EXPIRED = "expired"  # a result URL expired before its download: generated again
+    RECOVERED = "recovered"  # a call cut short by a crash went back to the queue
+    LINKED = "linked"  # a job finished with the identical job it waited for
+    RETRY = "retry"  # `changeclothes retry` moved a failed job back (its old code)
+    UNLINKED = "unlinked"  # the job it waited for was cancelled: queued to run on its own
+
+
+QUEUED_RESET: Mapping[str, Any] = {
+    "claimed_by": None,
+    "claimed_at": None,
+    "result_url": None,
+    "result_expires_at": None,
+}
+"""What a job forgets when it goes back to `queued`: its claim and any result URL."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[JobState]
+    target: JobState
+    # The event each moved job gets. None: the caller passes the event that caused the move
+    # (the API call or the download), or there is nothing to record (a claim).
+    event: EventKind | None
+    sets: Mapping[str, Any]  # columns every move sets, besides state and updated_at
+    followers: str | None = None  # the transition its linked jobs then take
+
+
+def _t(
+    sources: set[JobState],
+    target: JobState,
+    event: EventKind | None,
+    sets: Mapping[str, Any] | None = None,
+    followers: str | None = None,
+) -> Transition:
+    return Transition(frozenset(sources), target, event, dict(sets or {}), followers)
+
+
+Q, S, G, D, F, L = (
+    JobState.QUEUED,
+    JobState.SUBMITTING,
+    JobState.GENERATED,
+    JobState.DONE,
+    JobState.FAILED,
+    JobState.LINKED,
+)
+
+TRANSITIONS: Mapping[str, Transition] = {
+    # A worker takes a due job for one API call.
+    "claim": _t({Q}, S, None),
+    # The call returned a result URL; the download is still to come (a paid call).
+    "generated": _t({S}, G, None),
+    # The image is on disk: downloaded, or written from a base64 answer.
+    "done": _t({S, G}, D, None, {"last_error_code": None, "last_error_message": None},
+               followers="linked_done"),
+    # Given up on: a bad row, attempts exhausted, or a result that never came.
+    "fail": _t({Q, S, G}, F, None, {"claimed_by": None}, followers="linked_fail"),
+    # Try again later (throttled: uncharged; transient: charged), or a result that won't download.
+    "requeue": _t({S, G}, Q, None, QUEUED_RESET),
+    # A halt or an interrupt hands the claimed job back untouched.
+    "release": _t({S}, Q, None, QUEUED_RESET),
+    # The result URL expired before its download: generate it again, uncharged.
+    "expire": _t({G}, Q, EventKind.EXPIRED, QUEUED_RESET),
+    # Crash recovery: a call whose answer was never seen goes back to the queue.
+    "recover": _t({S}, Q, EventKind.RECOVERED, QUEUED_RESET),
+    # `changeclothes retry`: a failed job gets a fresh set of attempts.
+    "retry": _t({F}, Q, EventKind.RETRY,
+                {**QUEUED_RESET, "attempts": 0, "not_before": None, "finished_at": None}),
+    # ... or, when it was failed with the identical job it waits for, waits for it again.
+    "retry_linked": _t({F}, L, EventKind.RETRY,
+                       {**QUEUED_RESET, "attempts": 0, "not_before": None, "finished_at": None}),
+    # ... or, when that job is done by now, takes its result without a call.
+    "retry_reuse": _t({F}, D, EventKind.LINKED,
+                      {"attempts": 0, "not_before": None, "last_error_code": None,
+                       "last_error_message": None}),
+    # Followers of a leader's outcome.
+    "linked_done": _t({L}, D, EventKind.LINKED),
+    "linked_fail": _t({L}, F, EventKind.LINKED),
+    "unlink": _t({L}, Q, EventKind.UNLINKED, {**QUEUED_RESET, "linked_job_id": None}),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row for the append-only events table, written in the same transaction as the
+    state change it explains, so the record of a paid call and its effect never part."""
+
+    kind: EventKind
+    job_id: int | None = None
+    batch_id: int | None = None
+    request_id: str | None = None
+    code: str | None = None
+    error_class: str | None = None
+    latency_ms: int | None = None
+    size: int | None = None
+    attempt: int | None = None
+    worker: str | None = None
+
+    def row(self, at: datetime) -> dict[str, Any]:
+        values = asdict(self)
+        values["bytes"] = values.pop("size")
+        return {**values, "at": at}
+
+
+async def apply(
+    conn: AsyncConnection,
+    name: str,
+    now: datetime,
+    *,
+    ids: Sequence[int] | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+    values: Mapping[str, Any] | None = None,
+    event: Event | None = None,
+    code: str | sa.ColumnElement[Any] | None = None,
+    worker: str | None = None,
+    returning: Sequence[sa.Column[Any]] = (),
+) -> Moved:
+    """Apply transition `name` to the jobs `ids` (each must be in a source state, else
+    JobStateError, and the caller's transaction rolls back) or to every job matching `where`
+    that is in a source state; returns how many moved and, with `returning`, those columns
+    of the moved rows as they are afterwards.
+
+    The state change is one UPDATE. The events go in the same transaction: the given `event`
+    (the call or download that caused a one-job move), else one of the transition's kind per
+    moved job, carrying `code` (a value, or a column such as the job's last error code) and
+    the job's attempts as they were before the move. Linked jobs then follow through the
+    transition's `followers`.
+    """
+    transition = TRANSITIONS[name]
+    if (ids is None) == (where is None):
+        raise ValueError("give exactly one of ids and where")
+    chosen = sa.and_(
+        jobs.c.id.in_(ids) if ids is not None else where,  # type: ignore[arg-type]
+        jobs.c.state.in_(sorted(transition.sources)),
+    )
+    if event is None and transition.event is not None:
+        if conn.dialect.name == "postgresql":  # hold the rows so the events match the move
+            await conn.execute(sa.select(jobs.c.id).where(chosen).with_for_update())
+        await record_events(conn, transition.event, chosen, now, code, worker)
+    elif event is not None:
+        await conn.execute(sa.insert(events), [event.row(now)])
+    sets = {**transition.sets, **(values or {})}
+    update = sa.update(jobs).where(chosen).values(state=transition.target, updated_at=now, **sets)
+    if returning:
+        rows = list((await conn.execute(update.returning(*returning))).mappings().all())
+        count = len(rows)
+    else:
+        rows, count = [], int((await conn.execute(update)).rowcount)
+    if ids is not None and count != len(set(ids)):
+        raise await _state_error(conn, name, ids, transition)
+    if transition.followers is not None and count:
+        leaders: Any = (
+            ids
+            if ids is not None
+            else sa.select(jobs.c.id).where(jobs.c.state == transition.target)
+        )
+        await apply(
+            conn,
+            transition.followers,
+            now,
+            where=jobs.c.linked_job_id.in_(leaders),
+            values={k: v for k, v in sets.items() if k in _FOLLOWED},
+            code=sets.get("last_error_code") or "OK",
+        )
+    return Moved(count, rows)
+
+
+@dataclass(frozen=True)
+class Moved:
+    count: int
+    rows: list[RowMapping]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+_FOLLOWED = frozenset(
+    {"output_path", "sha256", "bytes", "finished_at", "last_error_code", "last_error_message"}
+)
+"""What a linked job takes over from its leader's outcome."""
+
+
+async def record_events(
+    conn: AsyncConnection,
+    kind: EventKind,
+    chosen: sa.ColumnElement[bool],
+    now: datetime,
+    code: str | sa.ColumnElement[Any] | None,
+    worker: str | None,
+) -> None:
+    """One event of `kind` per job matching `chosen`, in one INSERT ... SELECT."""
+    await conn.execute(
+        sa.insert(events).from_select(
+            ["kind", "at", "job_id", "batch_id", "code", "attempt", "worker"],
+            sa.select(
+                sa.literal(kind.value, sa.String),
+                sa.literal(now, UTCDateTime()),
+                jobs.c.id,
+                jobs.c.batch_id,
+                code if isinstance(code, sa.ColumnElement) else sa.literal(code, sa.String),
+                jobs.c.attempts,
+                sa.literal(worker, sa.String),
+            ).where(chosen),
+        )
+    )
+
+
+async def _state_error(
+    conn: AsyncConnection, name: str, ids: Sequence[int], transition: Transition
+) -> JobStateError:
+    rows = await conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(ids)))
+    states = {r.id: r.state for r in rows}
+    stuck = next(
+        (i for i in ids if states.get(i) not in {*transition.sources, transition.target}),
+        ids[0],
+    )
+    return JobStateError(stuck, name, states.get(stuck))
