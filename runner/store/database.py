@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     # Write transactions take the write lock up front, waiting up to busy_timeout for it; a
     # deferred transaction that read first would fail at once with SQLITE_BUSY on its first write.
-    mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "DEFERRED"
+    options = conn.get_execution_options()
+    if options.get("sqlite_foreign_keys_off"):  # a migration (see _migrating)
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    mode = "IMMEDIATE" if options.get("sqlite_immediate") else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -154,17 +158,34 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
             await conn.rollback()
             return
         await conn.rollback()
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
-            await conn.run_sync(upgrade_sync, revision)
+    await _migrating(engine, upgrade_sync, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    await _migrating(engine, downgrade_sync, revision)
+
+
+async def _migrating(
+    engine: AsyncEngine, step: Callable[[Connection, str], None], revision: str
+) -> None:
+    """Run a migration step in one write transaction.
+
+    SQLite can change a table's constraints only by rebuilding it, which drops the old table:
+    with foreign keys on, that would fire ON DELETE actions in the tables that point at it.
+    So, as SQLite's documentation prescribes, foreign keys are off while migrating (a pragma
+    that only takes effect outside a transaction) and checked before the commit.
+    """
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as conn:
-        conn = await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
-            await conn.run_sync(downgrade_sync, revision)
+        try:
+            await conn.execution_options(sqlite_immediate=True, sqlite_foreign_keys_off=sqlite)
+            async with conn.begin():
+                await conn.run_sync(step, revision)
+                if sqlite and (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first():
+                    raise MigrationError(f"migrating to {revision} broke a foreign key")
+        finally:
+            if sqlite:  # never hand a connection without foreign keys back to the pool
+                await conn.invalidate()
 
 
 async def current(engine: AsyncEngine) -> str | None:

@@ -40,6 +40,13 @@ class JobState(enum.StrEnum):
     FAILED = "failed"  # given up on, with the last error code and message
 
 
+# The database refuses any other state; a migration changes the check with the enum.
+jobs.append_constraint(
+    sa.CheckConstraint(
+        "state IN ({})".format(", ".join(f"'{s.value}'" for s in JobState)), name="ck_jobs_state"
+    )
+)
+
 IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
 """A job in these states will still produce a result: new identical rows link to it."""
 

@@ -132,10 +132,8 @@ class JobModel(Base):
         sa.Index("ix_jobs_state_expires", "state", "result_expires_at"),
         # mark_done / mark_failed: the jobs waiting on this one.
         sa.Index("ix_jobs_linked_job_id", "linked_job_id"),
-        sa.CheckConstraint(
-            "state IN ('queued', 'submitting', 'generated', 'done', 'failed', 'linked')",
-            name="ck_jobs_state",
-        ),
+        # The check of `state` (ck_jobs_state) is added by runner/store/lifecycle.py, which
+        # owns the states.
     )
 
 
