@@ -10,6 +10,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from runner.scheduler.run import RunStats
+from runner.store import FINAL_STATES, WORK_STATES, JobState
+
+Q, S, G, L, D, F = (
+    JobState.QUEUED,
+    JobState.SUBMITTING,
+    JobState.GENERATED,
+    JobState.LINKED,
+    JobState.DONE,
+    JobState.FAILED,
+)
 
 CountsFn = Callable[[], Awaitable[dict[str, int]]]
 
@@ -17,9 +27,9 @@ CountsFn = Callable[[], Awaitable[dict[str, int]]]
 def _line(stats: RunStats, counts: dict[str, int]) -> str:
     minutes = max(stats.wall_time / 60, 1e-9)
     return (
-        f"done {counts.get('done', 0)}, failed {counts.get('failed', 0)}, "
-        f"queued {counts.get('queued', 0) + counts.get('submitting', 0)}, "
-        f"downloading {counts.get('generated', 0)}, "
+        f"done {counts.get(D, 0)}, failed {counts.get(F, 0)}, "
+        f"queued {counts.get(Q, 0) + counts.get(S, 0)}, "
+        f"downloading {counts.get(G, 0)}, "
         f"{stats.calls / minutes:.1f} calls/min"
     )
 
@@ -46,23 +56,24 @@ async def show_progress(
         task = progress.add_task("jobs", total=None, line="")
         while True:
             current = await counts()
-            total = sum(current.values())
-            finished = current.get("done", 0) + current.get("failed", 0)
+            # Jobs given up on by a user (cancelled) are outside the run's scope.
+            finished = sum(current.get(s, 0) for s in FINAL_STATES)
+            total = finished + sum(current.get(s, 0) for s in WORK_STATES)
             progress.update(task, total=total, completed=finished, line=_line(stats, current))
             await anyio.sleep(interval or 0.5)
 
 
 def format_summary(stats: RunStats, counts: dict[str, int]) -> list[str]:
     lines = [
-        f"Done: {counts.get('done', 0)} jobs ({stats.done} in this run)",
-        f"Failed: {counts.get('failed', 0)} jobs"
+        f"Done: {counts.get(D, 0)} jobs ({stats.done} in this run)",
+        f"Failed: {counts.get(F, 0)} jobs"
         + (
             " (" + ", ".join(f"{c} ×{n}" for c, n in stats.failed_by_code.most_common()) + ")"
             if stats.failed_by_code
             else ""
         ),
-        f"Left in the queue: {sum(counts.get(s, 0) for s in ('queued', 'submitting', 'linked'))}"
-        f", awaiting download: {counts.get('generated', 0)}",
+        f"Left in the queue: {sum(counts.get(s, 0) for s in (Q, S, L))}"
+        f", awaiting download: {counts.get(G, 0)}",
         f"Paid calls: {stats.paid_calls}; re-generations after expired URLs: "
         f"{stats.regenerations}; throttled answers: {stats.throttled}",
         f"Wall time: {time.strftime('%H:%M:%S', time.gmtime(stats.wall_time))}",
