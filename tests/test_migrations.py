@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from runner.store import MigrationError, open_store
+from runner.store import JobSelection, MigrationError, move_selected, open_store
 from runner.store.database import (
     create_engine,
     current,
@@ -43,10 +43,10 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-def test_there_are_two_revisions_and_head_is_the_newest() -> None:
+def test_there_are_three_revisions_and_head_is_the_newest() -> None:
     versions = sorted(p.name for p in (migrations_dir() / "versions").glob("0*.py"))
-    assert versions == ["0001_initial.py", "0002_submissions.py"]
-    assert head_revision() == "0002"
+    assert versions == ["0001_initial.py", "0002_submissions.py", "0003_cancelled.py"]
+    assert head_revision() == "0003"
 
 
 async def test_opening_an_empty_database_migrates_it_to_head(db: str) -> None:
@@ -68,7 +68,7 @@ async def test_downgrade_to_base_and_upgrade_again(db: str) -> None:
         assert await current(engine) is None
         assert await _tables(db) <= {"alembic_version"}
         await migrate(engine)
-        assert await current(engine) == "0002"
+        assert await current(engine) == head_revision()
         assert await _tables(db) == TABLES
     finally:
         await engine.dispose()
@@ -132,17 +132,27 @@ async def test_database_at_previous_revision_upgrades_with_rows_intact(db: str) 
                     "done": 1,
                     "failed": 0,
                     "linked": 1,
+                    "cancelled": 0,
                 }
             }
             summary = await store.event_summary()
             assert summary.paid_calls == 1
+            cancelled = await move_selected(store, "cancel", JobSelection(ids=["job-2"]))
+            assert cancelled.by_state == {"queued": 1}  # the new state is admitted
+            follower = await store.get_job(3)  # waited for job-2: now runs on its own
+            assert follower is not None
+            assert (follower.state, follower.linked_job_id) == ("queued", None)
         finally:
             await store.close()
         async with engine.connect() as conn:
             sub = (await conn.execute(sa.text("SELECT * FROM submissions"))).mappings().one()
         assert sub["batch_id"] == 1 and sub["content_sha256"] == "ab" * 32
         assert (sub["row_count"], sub["queued"], sub["linked"]) == (3, 2, 1)
-        assert await current(engine) == "0002"
+        # The jobs table was rebuilt for its new state check: the events still point at it.
+        async with engine.connect() as conn:
+            event_jobs = (await conn.execute(sa.text("SELECT job_id FROM events"))).all()
+        assert [r.job_id for r in event_jobs][0] == 1
+        assert await current(engine) == head_revision()
     finally:
         await engine.dispose()
 

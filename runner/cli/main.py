@@ -70,6 +70,7 @@ COMMAND_MODULES = {
     "report": "report",
     "export": "report",
     "retry": "report",
+    "cancel": "report",
     "fake-server": "fake",
     "demo": "demo",
 }

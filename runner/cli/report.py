@@ -1,4 +1,4 @@
-"""`changeclothes report`, `export` and `retry`: the morning after a run."""
+"""`changeclothes report`, `export`, `retry` and `cancel`: the morning after a run."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
 from runner.report import DEFAULT_NAME, write_report
-from runner.store import RetryResult, open_store, retry_failed
+from runner.store import JobSelection, Moved, RetryResult, move_selected, open_store, retry_failed
 from runner.store.reports import (
     EXPORT_COLUMNS,
     GALLERY_LIMIT,
@@ -260,3 +260,52 @@ def retry(
     scope = f"of batch {batch!r}" if batch is not None else "across all batches"
     for line in _retry_lines(result, scope, codes):
         click.echo(line)
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
+
+@cli.command("cancel")
+@db_option
+@_batch_option
+@click.option(
+    "--code",
+    "codes",
+    multiple=True,
+    metavar="CODE",
+    help="Only jobs whose last error is CODE (a trailing * matches a family); repeatable.",
+)
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Only the job with this manifest id; repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say how many jobs would be cancelled.")
+def cancel(
+    db: str, batch: str | None, codes: tuple[str, ...], ids: tuple[str, ...], dry_run: bool
+) -> None:
+    """Give up on jobs: queued, failed or linked jobs become 'cancelled' and never run.
+
+    Say which with --batch, --code and --id (together they narrow the choice). A run's exit
+    code ignores cancelled jobs, so a team that cancelled what it gave up on gets 0 again.
+    A job elsewhere that waited for a cancelled job is queued to run on its own. Each job
+    cancelled gets a 'cancelled' event in the queue database.
+    """
+    if batch is None and not codes and not ids:
+        raise click.UsageError("say which jobs to cancel: --batch, --code and/or --id")
+    _require_existing(db)
+
+    async def go() -> Moved:
+        async with await open_store(db) as store:
+            selection = JobSelection(batch, codes, ids)
+            return await move_selected(store, "cancel", selection, dry_run=dry_run)
+
+    result = run_store(go)
+    if not result.total:
+        click.echo("No queued, failed or linked job matches: nothing to cancel.")
+        return
+    states = ", ".join(f"{n} {state}" for state, n in sorted(result.by_state.items()))
+    verb = "Would cancel" if dry_run else "Cancelled"
+    click.echo(f"{verb} {_plural(result.total, 'job')} ({states}).")

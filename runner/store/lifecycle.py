@@ -6,7 +6,7 @@ each and one transaction). Every change of a job's state in the runner goes thro
       ▲  │              │  └──────────done (base64 result)────────────▲
       │  │              ├── requeue / release ──▶ queued
       │  │              └── fail ──▶ failed ──retry──▶ queued
-      │  └──cancel──▶ cancelled ◀──cancel── failed
+      │  └──cancel──▶ cancelled ◀──cancel── failed, linked
       └── expire / recover ◀── generated, submitting
 
 A `linked` job waits for an identical job (its leader) and follows it: `linked_done`,
@@ -38,6 +38,7 @@ class JobState(enum.StrEnum):
     LINKED = "linked"  # waits for an identical job in flight elsewhere; follows its outcome
     DONE = "done"  # the image is on disk (or copied from an identical finished job)
     FAILED = "failed"  # given up on, with the last error code and message
+    CANCELLED = "cancelled"  # a user gave up on it: it never runs, and `run` ignores it
 
 
 # The database refuses any other state; a migration changes the check with the enum.
@@ -69,6 +70,7 @@ class EventKind(enum.StrEnum):
     LINKED = "linked"  # a job finished with the identical job it waited for
     RETRY = "retry"  # `changeclothes retry` moved a failed job back (its old code)
     UNLINKED = "unlinked"  # the job it waited for was cancelled: queued to run on its own
+    CANCELLED = "cancelled"  # `changeclothes cancel` gave up on the job
 
 
 QUEUED_RESET: Mapping[str, Any] = {
@@ -101,13 +103,14 @@ def _t(
     return Transition(frozenset(sources), target, event, dict(sets or {}), followers)
 
 
-Q, S, G, D, F, L = (
+Q, S, G, D, F, L, C = (
     JobState.QUEUED,
     JobState.SUBMITTING,
     JobState.GENERATED,
     JobState.DONE,
     JobState.FAILED,
     JobState.LINKED,
+    JobState.CANCELLED,
 )
 
 TRANSITIONS: Mapping[str, Transition] = {
@@ -138,6 +141,9 @@ TRANSITIONS: Mapping[str, Transition] = {
     "retry_reuse": _t({F}, D, EventKind.LINKED,
                       {"attempts": 0, "not_before": None, "last_error_code": None,
                        "last_error_message": None}),
+    # `changeclothes cancel`: never to run. Jobs outside the selection that waited for a
+    # cancelled job are queued to run on their own.
+    "cancel": _t({Q, F, L}, C, EventKind.CANCELLED, {"not_before": None}, followers="unlink"),
     # Followers of a leader's outcome.
     "linked_done": _t({L}, D, EventKind.LINKED),
     "linked_fail": _t({L}, F, EventKind.LINKED),
