@@ -7,11 +7,11 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -30,10 +30,22 @@ from runner.store.reports import (
 )
 
 EXPORT_FORMATS = ("csv", "jsonl")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _batch_option = click.option(
     "--batch", default=None, help="Only this batch [default: every batch]."
 )
+
+
+def _code_option(which: str) -> Callable[[F], F]:
+    return click.option(
+        "--code",
+        "codes",
+        multiple=True,
+        metavar="CODE",
+        help=f"Only {which} whose last error is CODE; repeat for several. A trailing * "
+        "matches a family (e.g. 'FailedOperation.*').",
+    )
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -224,14 +236,7 @@ def _retry_lines(result: RetryResult, scope: str, codes: tuple[str, ...]) -> lis
 @cli.command("retry")
 @db_option
 @_batch_option
-@click.option(
-    "--code",
-    "codes",
-    multiple=True,
-    metavar="CODE",
-    help="Only failed jobs whose last error is CODE; repeat for several. A trailing * "
-    "matches a family (e.g. 'FailedOperation.*').",
-)
+@_code_option("failed jobs")
 @click.option(
     "--all-failed",
     is_flag=True,
@@ -268,13 +273,7 @@ def retry(
 @cli.command("cancel")
 @db_option
 @_batch_option
-@click.option(
-    "--code",
-    "codes",
-    multiple=True,
-    metavar="CODE",
-    help="Only jobs whose last error is CODE (a trailing * matches a family); repeatable.",
-)
+@_code_option("jobs")
 @click.option(
     "--id",
     "ids",

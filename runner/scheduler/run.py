@@ -26,9 +26,10 @@ from runner.api.errors import ApiError, ErrorClass
 from runner.api.request import ChangeClothesResult
 from runner.clock import utcnow
 from runner.scheduler.downloading import Downloads
-from runner.scheduler.files import NotAnImage, copy_result, remove_stale_temp_files, write_bytes
-from runner.scheduler.journal import PaidJournal, orphaned_entries
+from runner.scheduler.files import NotAnImage, copy_result, write_bytes
+from runner.scheduler.journal import PaidJournal
 from runner.scheduler.policy import Action, decide
+from runner.scheduler.resume import resume_after_crash
 from runner.scheduler.settings import (
     RunResult,
     RunSettings,
@@ -110,14 +111,7 @@ class Scheduler:
 
     async def run(self) -> RunResult:
         settings = self.settings
-        removed = await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
-        if removed:
-            log.info("Removed %d temporary files left by an interrupted run.", removed)
-        replayed = await self._replay_orphaned_journals()
-        self.stats.recovered = await self.store.recover_after_crash(
-            utcnow(), worker=settings.worker, stale_after=settings.stale_after
-        )
-        self.stats.recovered["replayed"] = replayed
+        self.stats.recovered = await resume_after_crash(self.store, settings)
         self.journal = await anyio.to_thread.run_sync(
             PaidJournal, settings.out_dir, settings.worker
         )
@@ -150,27 +144,6 @@ class Scheduler:
                 # Every call has ended: let the downloads drain, then stop the workers.
                 self.downloads.queue.close()
             outer.cancel_scope.cancel()  # the signal watcher
-
-    async def _replay_orphaned_journals(self) -> int:
-        """Paid results a killed run had journaled but not yet stored."""
-        replayed = 0
-        for path, entries in orphaned_entries(self.settings.out_dir):
-            for entry in entries:
-                try:
-                    await self.store.mark_generated(
-                        entry["job_id"],
-                        entry["result_url"],
-                        datetime.fromisoformat(entry["expires_at"]),
-                        entry["request_id"],
-                        event=Event(**entry["event"]),
-                    )
-                    replayed += 1
-                except JobStateError:
-                    pass  # stored before the kill, or the job has moved on since
-            path.unlink(missing_ok=True)
-        if replayed:
-            log.info("Kept %d paid results a killed run had not stored yet.", replayed)
-        return replayed
 
     def request_stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:

@@ -6,7 +6,7 @@ whatever the file's size). Pass 2 (`submit.py`) moves them into `jobs`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,15 +100,10 @@ async def stage_manifest(
     return staged
 
 
-_STAGED_COLUMNS = (
-    "line",
-    "external_id",
-    "model_url",
-    "clothes_url",
-    "clothes_type",
-    "options",
-    "dedupe_key",
-)
+JOB_FIELDS = ("external_id", "model_url", "clothes_url", "clothes_type", "options", "dedupe_key")
+"""The staged columns a job is made from (besides its batch and state)."""
+
+_STAGED_COLUMNS = ("line", *JOB_FIELDS)
 _SQLITE_STAGE = (
     f"INSERT INTO submit_staging ({', '.join(_STAGED_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _STAGED_COLUMNS)})"
@@ -137,3 +132,59 @@ async def _insert_staged(conn: AsyncConnection, rows: list[tuple[Any, ...]], sql
         await conn.execute(
             sa.insert(staging), [dict(zip(_STAGED_COLUMNS, r, strict=True)) for r in rows]
         )
+
+
+async def classify(conn: AsyncConnection) -> dict[str, int]:
+    """How the staged rows will be queued, counted before they are."""
+    s = staging
+
+    def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
+
+    is_new = s.c.present_id.is_(None)
+    row = (
+        await conn.execute(
+            sa.select(
+                count(s.c.present_id.is_not(None)).label("already_present"),
+                count(
+                    sa.and_(s.c.present_id.is_not(None), s.c.present_key != s.c.dedupe_key)
+                ).label("changed_present"),
+                count(sa.and_(is_new, s.c.done_id.is_not(None))).label("linked_done"),
+                count(
+                    sa.and_(
+                        is_new,
+                        s.c.done_id.is_(None),
+                        sa.or_(s.c.waiting_id.is_not(None), s.c.leader_line < s.c.line),
+                    )
+                ).label("linked_waiting"),
+                count(sa.and_(is_new, s.c.leader_line == s.c.line)).label("queued"),
+            )
+        )
+    ).one()
+    return {k: int(v) for k, v in row._mapping.items()}
+
+
+async def line_ranges(conn: AsyncConnection, chunk_rows: int) -> AsyncIterator[tuple[int, int]]:
+    """Consecutive (first, last) line ranges of the staging table, `chunk_rows` rows each."""
+    last = 0
+    while True:
+        lo = await conn.scalar(sa.select(sa.func.min(staging.c.line)).where(staging.c.line > last))
+        if lo is None:
+            return
+        hi = await conn.scalar(
+            sa.select(staging.c.line)
+            .where(staging.c.line >= lo)
+            .order_by(staging.c.line)
+            .offset(chunk_rows - 1)
+            .limit(1)
+        )
+        if hi is None:
+            hi = await conn.scalar(sa.select(sa.func.max(staging.c.line)))
+        yield lo, hi
+        last = hi
+
+
+async def count_lines(conn: AsyncConnection, lo: int, hi: int) -> int:
+    # Only the chunk's range: counting every line up to `hi` made a large submit quadratic.
+    count = sa.select(sa.func.count()).where(staging.c.line.between(lo, hi))
+    return int(await conn.scalar(count) or 0)

@@ -12,7 +12,6 @@ Two passes, so that a bad row or a crash never leaves half a manifest queued:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,16 @@ from runner.store.database import PG_MIGRATION_LOCK
 from runner.store.lifecycle import IN_FLIGHT_STATES, EventKind, JobState
 from runner.store.models import UTCDateTime, batches, events, jobs, submissions
 from runner.store.queue import Store
-from runner.store.staging import Progress, Staged, stage_manifest, staging
+from runner.store.staging import (
+    JOB_FIELDS,
+    Progress,
+    Staged,
+    classify,
+    count_lines,
+    line_ranges,
+    stage_manifest,
+    staging,
+)
 
 CHUNK_ROWS = 5000
 SQLITE_SUBMIT_CACHE_KIB = 16 * 1024
@@ -249,7 +257,7 @@ async def _queue_staged(
         .values(leader_line=leader)
     )
 
-    counts = await _classify(conn)
+    counts = await classify(conn)
     total = staged.rows
     is_new = s.c.present_id.is_(None)
     is_leader = sa.or_(s.c.leader_line.is_(None), s.c.leader_line == s.c.line)
@@ -258,18 +266,13 @@ async def _queue_staged(
     done_job = jobs.alias("done_job")
     is_done = s.c.done_id.is_not(None)
     now_value = sa.literal(now, UTCDateTime())
-    async for lo, hi in _line_ranges(conn, chunk_rows):
+    async for lo, hi in line_ranges(conn, chunk_rows):
         await conn.execute(
             sa.insert(jobs).from_select(
                 _JOB_INSERT_COLUMNS,
                 sa.select(
                     sa.literal(batch_id),
-                    s.c.external_id,
-                    s.c.model_url,
-                    s.c.clothes_url,
-                    s.c.clothes_type,
-                    s.c.options,
-                    s.c.dedupe_key,
+                    *(s.c[name] for name in JOB_FIELDS),
                     sa.func.coalesce(s.c.done_id, s.c.waiting_id),
                     sa.case(
                         (is_done, JobState.DONE.value),
@@ -289,7 +292,7 @@ async def _queue_staged(
                 .order_by(s.c.line),
             )
         )
-        copied += await _count_lines(conn, lo, hi)
+        copied += await count_lines(conn, lo, hi)
         if progress:
             progress("queuing", copied, total)
     # Later copies of a row of this manifest wait for the first copy's job.
@@ -305,12 +308,7 @@ async def _queue_staged(
             _JOB_INSERT_COLUMNS,
             sa.select(
                 sa.literal(batch_id),
-                s.c.external_id,
-                s.c.model_url,
-                s.c.clothes_url,
-                s.c.clothes_type,
-                s.c.options,
-                s.c.dedupe_key,
+                *(s.c[name] for name in JOB_FIELDS),
                 leader_job,
                 sa.literal(JobState.LINKED.value),
                 sa.literal(0),
@@ -375,12 +373,7 @@ async def _queue_staged(
 
 _JOB_INSERT_COLUMNS = [
     "batch_id",
-    "external_id",
-    "model_url",
-    "clothes_url",
-    "clothes_type",
-    "options",
-    "dedupe_key",
+    *JOB_FIELDS,
     "linked_job_id",
     "state",
     "attempts",
@@ -391,59 +384,3 @@ _JOB_INSERT_COLUMNS = [
     "updated_at",
     "finished_at",
 ]
-
-
-async def _classify(conn: AsyncConnection) -> dict[str, int]:
-    """How the staged rows will be queued, counted before they are."""
-    s = staging
-
-    def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-        return sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
-
-    is_new = s.c.present_id.is_(None)
-    row = (
-        await conn.execute(
-            sa.select(
-                count(s.c.present_id.is_not(None)).label("already_present"),
-                count(
-                    sa.and_(s.c.present_id.is_not(None), s.c.present_key != s.c.dedupe_key)
-                ).label("changed_present"),
-                count(sa.and_(is_new, s.c.done_id.is_not(None))).label("linked_done"),
-                count(
-                    sa.and_(
-                        is_new,
-                        s.c.done_id.is_(None),
-                        sa.or_(s.c.waiting_id.is_not(None), s.c.leader_line < s.c.line),
-                    )
-                ).label("linked_waiting"),
-                count(sa.and_(is_new, s.c.leader_line == s.c.line)).label("queued"),
-            )
-        )
-    ).one()
-    return {k: int(v) for k, v in row._mapping.items()}
-
-
-async def _line_ranges(conn: AsyncConnection, chunk_rows: int) -> AsyncIterator[tuple[int, int]]:
-    """Consecutive (first, last) line ranges of the staging table, `chunk_rows` rows each."""
-    last = 0
-    while True:
-        lo = await conn.scalar(sa.select(sa.func.min(staging.c.line)).where(staging.c.line > last))
-        if lo is None:
-            return
-        hi = await conn.scalar(
-            sa.select(staging.c.line)
-            .where(staging.c.line >= lo)
-            .order_by(staging.c.line)
-            .offset(chunk_rows - 1)
-            .limit(1)
-        )
-        if hi is None:
-            hi = await conn.scalar(sa.select(sa.func.max(staging.c.line)))
-        yield lo, hi
-        last = hi
-
-
-async def _count_lines(conn: AsyncConnection, lo: int, hi: int) -> int:
-    # Only the chunk's range: counting every line up to `hi` made a large submit quadratic.
-    count = sa.select(sa.func.count()).where(staging.c.line.between(lo, hi))
-    return int(await conn.scalar(count) or 0)

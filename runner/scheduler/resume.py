@@ -1,0 +1,53 @@
+"""Picking up after a crash, before a run claims anything: leftover temporary files go,
+paid results a killed run journaled are stored, and calls cut short go back to the queue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+
+from runner.clock import utcnow
+from runner.scheduler.files import remove_stale_temp_files
+from runner.scheduler.journal import orphaned_entries
+from runner.scheduler.settings import RunSettings
+from runner.store import Event, JobStateError, Store
+
+log = logging.getLogger(__name__)
+
+
+async def resume_after_crash(store: Store, settings: RunSettings) -> dict[str, int]:
+    """What was put right: {"recovered": calls cut short, "expired": results to make again,
+    "replayed": journaled results stored}."""
+    removed = await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
+    if removed:
+        log.info("Removed %d temporary files left by an interrupted run.", removed)
+    replayed = await _replay_orphaned_journals(store, settings.out_dir)
+    recovered = await store.recover_after_crash(
+        utcnow(), worker=settings.worker, stale_after=settings.stale_after
+    )
+    return {**recovered, "replayed": replayed}
+
+
+async def _replay_orphaned_journals(store: Store, out_dir: Path) -> int:
+    """Paid results a killed run had journaled but not yet stored."""
+    replayed = 0
+    for path, entries in orphaned_entries(out_dir):
+        for entry in entries:
+            try:
+                await store.mark_generated(
+                    entry["job_id"],
+                    entry["result_url"],
+                    datetime.fromisoformat(entry["expires_at"]),
+                    entry["request_id"],
+                    event=Event(**entry["event"]),
+                )
+                replayed += 1
+            except JobStateError:
+                pass  # stored before the kill, or the job has moved on since
+        path.unlink(missing_ok=True)
+    if replayed:
+        log.info("Kept %d paid results a killed run had not stored yet.", replayed)
+    return replayed
