@@ -131,3 +131,25 @@ def test_mistyped_subcommand_suggests_the_nearest(in_tmp: Path) -> None:
     result = _invoke(["stauts"])
     assert result.exit_code == 2
     assert "No such command 'stauts'. Did you mean 'status'?" in result.output
+
+
+def test_shell_completion_offers_commands_and_options(in_tmp: Path) -> None:
+    import subprocess
+    import sys
+
+    def complete(words: str) -> list[str]:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(in_tmp),
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+            "_CHANGECLOTHES_COMPLETE": "bash_complete",
+        }
+        code = "from runner.cli import cli; cli(prog_name='changeclothes')"
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        ).stdout
+        return [line.split(",", 1)[1] for line in out.splitlines()]
+
+    assert complete("changeclothes ru") == ["run"]
+    assert "--concurrency" in complete("changeclothes run --con")
