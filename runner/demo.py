@@ -13,12 +13,18 @@ from runner.credentials import Credentials
 from runner.execute import execute_run
 from runner.fake import FakeConfig, FakeCredentials, serve_fake
 from runner.report import write_report
+from runner.samples import SAMPLE_IMAGES, SAMPLE_MANIFEST
 from runner.scheduler.run import RunResult, RunSettings
 from runner.store import open_store
 from runner.store.reports import report_data
 from runner.store.submit import SubmitResult, submit_manifest
 
-SAMPLE_MANIFEST = Path(__file__).resolve().parents[1] / "sample_manifests" / "catalog.csv"
+
+def images_for(manifest: Path) -> Path:
+    """What the local service serves under /images/: the manifest's own `images/` folder
+    beside it when there is one, else the sample images."""
+    beside = manifest.parent / "images"
+    return beside if beside.is_dir() else SAMPLE_IMAGES
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ async def run_demo(
         latency_dist="uniform",
         seed=1,
         credentials=demo,
-        images_dir=manifest.parent / "images",
+        images_dir=images_for(manifest),
     )
     async with serve_fake(config) as server:
         store = await open_store(db)

@@ -20,7 +20,7 @@ def test_environment_wins(tmp_path: Path) -> None:
     profile = tmp_path / "credentials"
     profile.write_text("[default]\nsecret_id = FROMFILE\nsecret_key = filekey\n")
     env = {"TENCENTCLOUD_SECRET_ID": "AKIDenv", "TENCENTCLOUD_SECRET_KEY": SECRET}
-    creds = load_credentials(env=env, profile_path=profile)
+    creds = load_credentials(env=env, profile_paths=[profile])
     assert (creds.secret_id, creds.secret_key, creds.token) == ("AKIDenv", SECRET, None)
 
 
@@ -30,7 +30,7 @@ def test_session_token_variable_is_read() -> None:
         "TENCENTCLOUD_SECRET_KEY": SECRET,
         "TENCENTCLOUD_SESSION_TOKEN": "tok",
     }
-    assert load_credentials(env=env, profile_path=Path("/nonexistent")).token == "tok"
+    assert load_credentials(env=env, profile_paths=[Path("/nonexistent")]).token == "tok"
 
 
 def test_profile_file_default_and_named_section(tmp_path: Path) -> None:
@@ -39,15 +39,15 @@ def test_profile_file_default_and_named_section(tmp_path: Path) -> None:
         "[default]\nsecret_id = AKIDdef\nsecret_key = defkey\n\n"
         "[catalog]\nsecret_id = AKIDcat\nsecret_key = catkey\n"
     )
-    assert load_credentials(env={}, profile_path=profile).secret_id == "AKIDdef"
-    named = load_credentials("catalog", env={}, profile_path=profile)
+    assert load_credentials(env={}, profile_paths=[profile]).secret_id == "AKIDdef"
+    named = load_credentials("catalog", env={}, profile_paths=[profile])
     assert (named.secret_id, named.secret_key) == ("AKIDcat", "catkey")
     assert "catalog" in named.source
 
 
 def test_missing_credentials_name_both_ways(tmp_path: Path) -> None:
     with pytest.raises(CredentialsError) as info:
-        load_credentials(env={}, profile_path=tmp_path / "credentials")
+        load_credentials(env={}, profile_paths=[tmp_path / "credentials"])
     text = str(info.value)
     assert "TENCENTCLOUD_SECRET_ID" in text and "TENCENTCLOUD_SECRET_KEY" in text
     assert "credentials" in text and "[default]" in text
@@ -56,7 +56,7 @@ def test_missing_credentials_name_both_ways(tmp_path: Path) -> None:
 def test_half_set_environment_falls_back_to_file(tmp_path: Path) -> None:
     profile = tmp_path / "credentials"
     profile.write_text("[default]\nsecret_id = AKIDfile\nsecret_key = filekey\n")
-    creds = load_credentials(env={"TENCENTCLOUD_SECRET_ID": "only-id"}, profile_path=profile)
+    creds = load_credentials(env={"TENCENTCLOUD_SECRET_ID": "only-id"}, profile_paths=[profile])
     assert creds.secret_id == "AKIDfile"
 
 

@@ -24,10 +24,11 @@ from runner.demo import SAMPLE_MANIFEST, run_demo
 )
 @click.option(
     "--manifest",
-    default=str(SAMPLE_MANIFEST),
-    show_default=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Manifest to submit; its relative image paths are served by the local service.",
+    help="Manifest to submit [default: the sample catalog installed with the runner]. Its "
+    "relative image paths are served by the local service from the images/ folder beside it "
+    "(else from the sample images).",
 )
 @click.option(
     "--concurrency",
@@ -43,7 +44,7 @@ from runner.demo import SAMPLE_MANIFEST, run_demo
     type=click.FloatRange(0),
     help="Seconds the local service takes per generation.",
 )
-def demo(workdir: Path, manifest: Path, concurrency: int, latency: float) -> None:
+def demo(workdir: Path, manifest: Path | None, concurrency: int, latency: float) -> None:
     """Run the sample catalog against the local fake ChangeClothes service.
 
     Starts the service on 127.0.0.1 with demo credentials, submits the manifest, runs it to
@@ -51,6 +52,7 @@ def demo(workdir: Path, manifest: Path, concurrency: int, latency: float) -> Non
     work done.
     """
     console = Console()
+    manifest = manifest or SAMPLE_MANIFEST
     outcome = anyio.run(run_demo, workdir, manifest, concurrency, latency, console)
     report_result(outcome.run, console)
     console.print(f"Images: {outcome.results_dir}/{outcome.submitted.batch}/", highlight=False)

@@ -126,7 +126,7 @@ def _faults(
     "--images-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=None,
-    help=f"Folder served under /images/ [default: {DEFAULT_IMAGES_DIR}].",
+    help="Folder served under /images/ [default: the sample images installed with the runner].",
 )
 def fake_server(
     host: str,

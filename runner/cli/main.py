@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 
-DEFAULT_CONFIG = "changeclothes.toml"
-
-
-def _param_names(command: click.Command) -> dict[str, str]:
-    """Settings-file keys a command accepts: its long option names and its parameter names."""
-    names: dict[str, str] = {}
-    for param in command.params:
-        if param.name is None:
-            continue
-        names[param.name] = param.name
-        for opt in param.opts:
-            if opt.startswith("--"):
-                names[opt[2:].replace("-", "_")] = param.name
-    return names
-
-
-def _defaults_for(
-    config_path: Path, name: str, command: click.Command, flat: dict[str, Any], section: Any
-) -> dict[str, Any]:
-    section = section if isinstance(section, dict) else {}
-    if isinstance(command, click.Group):  # `db upgrade`: nested tables, same top-level keys
-        return {
-            sub_name: _defaults_for(config_path, sub_name, sub, flat, section.get(sub_name))
-            for sub_name, sub in command.commands.items()
-        }
-    accepted = _param_names(command)
-    values: dict[str, Any] = {}
-    for key, value in {**flat, **section}.items():
-        param = accepted.get(key.replace("-", "_"))
-        if param is not None:
-            values[param] = value
-        elif key in section:
-            raise click.UsageError(f"{config_path}: [{name}] has no setting {key!r}")
-    return values
-
-
-def _default_map(
-    config_path: Path, data: dict[str, Any], commands: Mapping[str, click.Command]
-) -> dict[str, Any]:
-    """Top-level keys apply to every command that has such an option; a `[command]` table
-    applies to that command only. Keys are option names (`rsp-img-type` or `rsp_img_type`)."""
-    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    return {
-        name: _defaults_for(config_path, name, command, flat, data.get(name))
-        for name, command in commands.items()
-    }
-
+from runner.cli.settings import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG,
+    ENV_PREFIX,
+    SettingsFile,
+    check_settings,
+    defaults_for,
+    hoist_global_options,
+    name_the_source,
+    read_settings_file,
+)
 
 # Which module defines each command. Modules are imported only when their command runs (or
 # when help lists them), so `status` does not pay for the fake server's or aiohttp's imports.
@@ -73,13 +35,29 @@ COMMAND_MODULES = {
     "cancel": "report",
     "fake-server": "fake",
     "demo": "demo",
+    "config": "config",
 }
+
+
+def _give_envvars(command: click.Command, path: str) -> None:
+    """Every option gets a variable, shown in --help: its own shared name when it has one
+    (CHANGECLOTHES_DB), else CHANGECLOTHES_<COMMAND>_<OPTION> (CHANGECLOTHES_RUN_UNTIL)."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name in ("help", "version"):
+            continue
+        if param.envvar is None:
+            long = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+            param.envvar = f"{path}_{long.lstrip('-')}".upper().replace("-", "_")
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _give_envvars(sub, f"{path}_{name}")
 
 
 class _Group(click.Group):
     """Loads command modules on demand and applies the settings file to the command run."""
 
-    _settings: tuple[Path, dict[str, Any]] | None = None
+    settings: SettingsFile | None = None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMAND_MODULES) | set(self.commands))
@@ -87,7 +65,10 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             importlib.import_module(f"runner.cli.{COMMAND_MODULES[cmd_name]}")
-        return self.commands.get(cmd_name)
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            _give_envvars(command, f"{ENV_PREFIX}_{cmd_name}")
+        return command
 
     def load_all(self) -> None:
         for name in COMMAND_MODULES:
@@ -100,47 +81,62 @@ class _Group(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        # The settings file must be read before subcommand options are parsed, so peek at
-        # --config here rather than in the group callback.
-        config = Path(DEFAULT_CONFIG)
-        explicit = False
-        for i, arg in enumerate(args):
-            if arg == "--config" and i + 1 < len(args):
-                config, explicit = Path(args[i + 1]), True
-            elif arg.startswith("--config="):
-                config, explicit = Path(arg.split("=", 1)[1]), True
-            elif not arg.startswith("-"):
-                break
-        if explicit and not config.is_file():
-            raise click.UsageError(f"settings file {config} does not exist")
-        self._settings = None
-        if config.is_file():
-            try:
-                with config.open("rb") as fh:
-                    self._settings = (config, tomllib.load(fh))
-            except tomllib.TOMLDecodeError as exc:
-                raise click.UsageError(f"settings file {config} is not valid TOML: {exc}") from exc
-        return super().make_context(info_name, args, parent, **extra)
+        args = hoist_global_options(list(args))
+        self.settings = read_settings_file(args)
+        if self.settings is not None:
+            # Strictness needs every command's options: loaded only when a file exists.
+            self.load_all()
+            check_settings(self.settings, self.commands)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.BadParameter as exc:
+            name_the_source(exc, self.settings)
+            raise
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else None
+        unknown = name is not None and self.get_command(ctx, name) is None
+        if name is not None and unknown and not name.startswith("-") and not ctx.resilient_parsing:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
         name, command, rest = super().resolve_command(ctx, args)
-        if self._settings is not None and name is not None and command is not None:
-            path, data = self._settings
+        if self.settings is not None and name is not None and command is not None:
             # Click hands the subcommand `ctx.default_map[name]` as its defaults.
-            ctx.default_map = _default_map(path, data, {name: command})
+            ctx.default_map = {name: defaults_for(self.settings, name, command)}
         return name, command, rest
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.BadParameter as exc:
+            name_the_source(exc, self.settings)
+            raise
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    show_envvar=True,
     help=f"TOML settings file (default: ./{DEFAULT_CONFIG} if present). "
-    "Top-level keys apply to every command, a [command] table to that command.",
+    "Top-level keys apply to every command that has such an option, a [command] table to "
+    "that command; an unknown key or table is an error. May follow the subcommand.",
 )
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    envvar=f"{ENV_PREFIX}_VERBOSE",
+    show_envvar=True,
+    help="More log output (-vv for debug). May follow the subcommand.",
+)
 @click.version_option(package_name="changeclothes-runner")
 def cli(config: str | None, verbose: int) -> None:
     """Batch runner for Tencent Cloud's ChangeClothes (virtual try-on) API.

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
+
+from runner.credentials import DEFAULT_PROFILE, ENV_REGION
+from runner.regions import unknown_region_warning
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +53,7 @@ def endpoint_options(f: F) -> F:
         "--endpoint",
         default=None,
         envvar="CHANGECLOTHES_ENDPOINT",
+        callback=_check_endpoint,
         help=f"API endpoint URL [default: {INTERNATIONAL_ENDPOINT}]; "
         "http://127.0.0.1:PORT for the local fake server.",
     )(f)
@@ -56,18 +61,38 @@ def endpoint_options(f: F) -> F:
         "--region",
         default=DEFAULT_REGION,
         show_default=True,
-        envvar="CHANGECLOTHES_REGION",
-        help="Tencent Cloud region sent as X-TC-Region.",
+        envvar=["CHANGECLOTHES_REGION", ENV_REGION],
+        callback=_check_region,
+        help="Tencent Cloud region sent as X-TC-Region (an unknown name is used after a warning).",
     )(f)
     f = click.option(
         "--profile",
-        default="default",
-        show_default=True,
+        default=None,
         envvar="CHANGECLOTHES_PROFILE",
-        help="Section of ~/.tencentcloud/credentials to read when the "
-        "TENCENTCLOUD_SECRET_* variables are not set.",
+        help="Section of ~/.tencentcloud/credentials (or /etc/tencentcloud/credentials) to "
+        "use; naming one ignores the TENCENTCLOUD_SECRET_* variables "
+        f"[default: those variables, else [{DEFAULT_PROFILE}]].",
     )(f)
     return f
+
+
+def _check_endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"{value!r} is not an http:// or https:// URL, e.g. {INTERNATIONAL_ENDPOINT} "
+            "or http://127.0.0.1:8765."
+        )
+    return value
+
+
+def _check_region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    warning = unknown_region_warning(value)
+    if warning:
+        click.echo(warning, err=True)
+    return value
 
 
 def resolve_endpoint(endpoint: str | None, mainland: bool) -> str:

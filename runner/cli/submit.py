@@ -11,6 +11,7 @@ import click
 
 from runner.cli.main import cli
 from runner.cli.options import db_option
+from runner.cli.stdin import manifest_file
 from runner.cli.store import fail, run_store
 from runner.manifest import FORMATS, ManifestFormatError, Problem, validate_manifest
 from runner.store import open_store
@@ -94,7 +95,9 @@ def _summary(result: SubmitResult, manifest: Path) -> list[str]:
 
 
 @cli.command("submit")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "manifest", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option(
     "--batch",
     default=None,
@@ -134,9 +137,27 @@ def submit(
     listed with its line number. Submitting the same manifest again queues nothing new;
     a changed one adds only the ids the batch does not have yet.
 
+    MANIFEST `-` reads stdin (then --batch is required; the format is sniffed unless
+    --format is given).
+
     Exit status: 0 queued (or nothing new), 1 invalid rows (nothing queued),
     2 usage or file errors.
     """
+    if str(manifest) == "-" and batch is None:
+        raise click.UsageError("submit -: give --batch NAME (stdin has no file name)")
+    with manifest_file(manifest, fmt) as (path, fmt):
+        _submit(path, batch, base_url, fmt, skip_invalid, force, db)
+
+
+def _submit(
+    manifest: Path,
+    batch: str | None,
+    base_url: str | None,
+    fmt: str | None,
+    skip_invalid: bool,
+    force: bool,
+    db: str,
+) -> None:
 
     async def go(progress: Progress | None) -> SubmitResult:
         async with await open_store(db) as store:
@@ -175,15 +196,22 @@ def submit(
 
 
 @cli.command("validate")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "manifest", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @_base_url_option
 @_format_option
 def validate(manifest: Path, base_url: str | None, fmt: str | None) -> None:
     """Check MANIFEST the way `submit` does, without touching any database.
 
-    Lists every problem with its line number (the first 50, then a count).
-    Exit status: 0 valid, 1 invalid rows, 2 usage or file errors.
+    Lists every problem with its line number (the first 50, then a count). MANIFEST `-`
+    reads stdin. Exit status: 0 valid, 1 invalid rows, 2 usage or file errors.
     """
+    with manifest_file(manifest, fmt) as (path, fmt):
+        _validate(path, base_url, fmt)
+
+
+def _validate(manifest: Path, base_url: str | None, fmt: str | None) -> None:
     try:
         report = validate_manifest(manifest, fmt=fmt, base_url=base_url)
     except ManifestFormatError as exc:

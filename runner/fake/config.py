@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.api.errors import ERROR_TABLE
+from runner.samples import SAMPLE_IMAGES
 
 # Public by design: `make demo` and the README use them. Never valid at Tencent.
 DEMO_SECRET_ID = "AKIDchangeclothesFAKEdemo00000000"
@@ -33,7 +34,7 @@ FAULT_CODES: frozenset[str] = frozenset(
     rule.code for rule in ERROR_TABLE if not rule.code.startswith("ClientError.")
 )
 
-DEFAULT_IMAGES_DIR = Path(__file__).resolve().parents[2] / "sample_manifests" / "images"
+DEFAULT_IMAGES_DIR = SAMPLE_IMAGES
 
 
 @dataclass(frozen=True)
