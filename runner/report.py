@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from runner.api.errors import ErrorClass, rule_for
+from runner.atomic import atomic_text_file
 from runner.store.jobs import JobState
 from runner.store.reports import BatchReport, JobLine, ReportData, ResultImage
 from runner.store.status import STATE_ORDER
@@ -450,15 +450,6 @@ def write_report(data: ReportData, report_path: Path, out_dir: Path) -> Path:
     """Render and write the report; a reader never sees half a file. Returns its path."""
     text = render_report(data, report_path, out_dir)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".report-", suffix=".part", dir=report_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
-        os.replace(temp, report_path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_text_file(report_path) as fh:
+        fh.write(text)
     return report_path
