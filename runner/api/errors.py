@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from runner.credentials import ENV_SECRET_ID, ENV_SECRET_KEY, ENV_SESSION_TOKEN
+
 
 class ErrorClass(StrEnum):
     THROTTLE = "throttle"  # not the job's fault: account-wide backoff, no attempt charged
@@ -128,7 +130,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure",
         H,
         "Authentication failed.",
-        "Check TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (or the profile file) "
+        f"Check {ENV_SECRET_ID} / {ENV_SECRET_KEY} (or the profile file) "
         "and the key's permissions in CAM, then rerun.",
         prefix=True,
     ),
@@ -136,13 +138,13 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure.SignatureFailure",
         H,
         "The provided credentials could not be validated. Please check your signature.",
-        "The SecretKey does not match the SecretId: check TENCENTCLOUD_SECRET_KEY, then rerun.",
+        f"The SecretKey does not match the SecretId: check {ENV_SECRET_KEY}, then rerun.",
     ),
     ErrorRule(
         "AuthFailure.SecretIdNotFound",
         H,
         "The SecretId is not found, please ensure that your SecretId is correct.",
-        "The SecretId is unknown or deleted: check TENCENTCLOUD_SECRET_ID, then rerun.",
+        f"The SecretId is unknown or deleted: check {ENV_SECRET_ID}, then rerun.",
     ),
     ErrorRule(
         "AuthFailure.InvalidAuthorization",
@@ -161,7 +163,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure.TokenFailure",
         H,
         "Token verification failed.",
-        "The temporary token is invalid or expired: refresh TENCENTCLOUD_SESSION_TOKEN.",
+        f"The temporary token is invalid or expired: refresh {ENV_SESSION_TOKEN}.",
     ),
     ErrorRule(
         "ResourceUnavailable.InArrears",

@@ -118,15 +118,6 @@ class ManifestRow:
     def dedupe_key(self) -> str:
         return dedupe_key(self.model_url, self.clothes_url, self.clothes_type, self.options)
 
-    def to_request(self, rsp_img_type_default: str) -> ChangeClothesRequest:
-        return build_request(
-            self.model_url,
-            self.clothes_url,
-            self.clothes_type,
-            self.options,
-            rsp_img_type_default=rsp_img_type_default,
-        )
-
 
 def _canonical(payload: Any) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -23,10 +23,8 @@ class AccountBackoff:
         self._rng = rng or random.Random()
         self._failures = 0
         self._resume_at = 0.0
-        self.throttled = 0  # answers that closed the gate, for the summary
 
     def on_throttle(self) -> float:
-        self.throttled += 1
         ceiling = min(self.cap, self.base * 2**self._failures)
         self._failures += 1
         delay = self._rng.uniform(0, ceiling)
