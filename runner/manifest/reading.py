@@ -15,13 +15,12 @@ from runner.manifest.ids import IdRegistry
 from runner.manifest.rows import (
     FIELDS,
     REQUIRED_FIELDS,
-    InvalidValue,
     ManifestRow,
     Problem,
     field_for,
-    normalize_base_url,
     validate_row,
 )
+from runner.manifest.values import InvalidValue, normalize_base_url
 
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
