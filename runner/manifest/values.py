@@ -38,12 +38,28 @@ class InvalidValue(ValueError):
     """A field's value breaks a rule; the message names the field and the rule."""
 
 
+def require_unicode(field: str, value: str) -> None:
+    """Refuse text that cannot be written as UTF-8: a lone surrogate, which JSON can spell
+    (`"\\ud800"`) and a non-UTF-8 command-line argument becomes. It would fail later, in the
+    database or a file name, far from the line that holds it."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValue(
+            f"{field} {short(value)} is not valid Unicode "
+            f"(character {exc.start + 1} is a lone surrogate)"
+        ) from None
+
+
 def normalize_base_url(base_url: str) -> str:
     """An http(s) base URL with a trailing slash, so `urljoin` keeps its last segment."""
     base = base_url.strip()
+    require_unicode("--base-url", base)
     parts = urlsplit(base)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise InvalidValue(f"--base-url {base_url!r} is not an http(s) URL")
+        raise InvalidValue(f"--base-url {short(base_url)} is not an http(s) URL")
     return base if base.endswith("/") else base + "/"
 
 
@@ -56,7 +72,11 @@ def normalize_clothes_type(value: str) -> str:
 
 
 def check_id(value: str) -> str:
-    """The id itself, if it is safe as a file name on Linux, macOS and Windows."""
+    """The id in NFC form, if it is safe as a file name on Linux, macOS and Windows.
+
+    NFC because "café" typed on one system and on another may differ in bytes (é as one
+    code point or as e plus an accent) while naming the same file on macOS.
+    """
     ident = value.strip()
     if not ident:
         raise InvalidValue("id is empty")
@@ -67,7 +87,9 @@ def check_id(value: str) -> str:
         and not ident.endswith((".", " "))
         and ident.split(".")[0].rstrip(" ").upper() not in _WINDOWS_RESERVED
     ):
-        return ident
+        return ident  # printable ASCII: already in NFC
+    require_unicode("id", ident)
+    ident = unicodedata.normalize("NFC", ident)
     shown = short(ident)
     if len(ident) > MAX_ID_CHARS or len(ident.encode("utf-8")) > MAX_ID_BYTES:
         raise InvalidValue(f"id {shown} is longer than {MAX_ID_CHARS} characters")
@@ -94,6 +116,7 @@ def check_url(field: str, value: str, base_url: str | None) -> str:
         raise InvalidValue(f"{field} is longer than {MAX_URL_CHARS} characters")
     if _PLAIN_URL.fullmatch(url):
         return url
+    require_unicode(field, url)
     shown = short(url)
     if _URL_BAD_CHARS.search(url):
         raise InvalidValue(f"{field} {shown} contains spaces or control characters")
@@ -133,6 +156,7 @@ def text_value(field: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str):
         raise InvalidValue(f"{field} must be text, not {json.dumps(value)[:40]}")
     value = value.strip()
+    require_unicode(field, value)
     return value or None
 
 
