@@ -1,7 +1,9 @@
-"""The error table of DESIGN.md, as data, and the exceptions built from it.
+"""The error table, as data, and the exceptions built from it.
 
 Everything that needs to know what an error code means (the client, the scheduler, the fake
-server, reports) reads `ERROR_TABLE` through `rule_for`; no other module lists codes.
+server, reports) reads `ERROR_TABLE` through `rule_for`; no other module lists codes. The
+classes are explained in docs/design-notes.md ("Error classes"); the README's table of codes
+is checked against this one by tests/test_readme_tables.py.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ def classify(code: str) -> ErrorClass:
 class ApiError(Exception):
     """An error answer (or a failure to get one) from the ChangeClothes API.
 
-    Catch a subclass to act on a class of the DESIGN.md table; `code` keeps the exact code.
+    Catch a subclass to act on a class of the error table; `code` keeps the exact code.
     """
 
     error_class: ErrorClass = ErrorClass.TRANSIENT
