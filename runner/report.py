@@ -2,27 +2,35 @@
 
 No external assets and no JavaScript: the CSS is inline and the gallery links to the result
 files by paths relative to the report's folder, so the folder can be zipped or served as is.
-Every value that came from the database or a manifest goes through `html.escape` (the `_e`
+Every value that came from the database or a manifest goes through `html.escape` (the `esc`
 helper) before it touches the page; the structure around it is literal text.
 """
 
 from __future__ import annotations
 
-import html
 import os
-import tempfile
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from runner.api.errors import ErrorClass, rule_for
+from runner.atomic import atomic_text_file
+from runner.report_html import (
+    CSS,
+    THUMB_WIDTH,
+    code_td,
+    duration,
+    esc,
+    more,
+    size,
+    table,
+    td,
+    tile,
+    when,
+)
 from runner.store import JobState
 from runner.store.reports import BatchReport, JobLine, ReportData, ResultImage
 
 DEFAULT_NAME = "report.html"
-
-THUMB_WIDTH = 180
 
 _CLASS_HINTS = {
     ErrorClass.THROTTLE: "The account was busy; such answers cost no attempt.",
@@ -33,74 +41,6 @@ _CLASS_HINTS = {
     ErrorClass.HALT: "An account-level problem.",
     ErrorClass.WAIT: "The service was still being activated.",
 }
-
-_CSS = (
-    """
-:root { color-scheme: light dark; --fg: #1d232b; --muted: #5d6875; --line: #d9dee4;
-  --bg: #fff; --panel: #f5f7f9; --ok: #1a7f37; --bad: #c62828; --warn: #9a6700; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ed; --muted: #9aa5b1;
-  --line: #3a424c; --bg: #15191e; --panel: #1e242b; --ok: #4ac26b; --bad: #ff6b6b;
-  --warn: #d29922; } }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
-  background: var(--bg); margin: 0 auto; padding: 24px; max-width: 1400px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 36px 0 8px; padding-top: 12px; border-top: 2px solid var(--line); }
-h3 { font-size: 15px; margin: 20px 0 6px; }
-.meta, .note { color: var(--muted); }
-.tiles { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
-.tile { background: var(--panel); border: 1px solid var(--line); border-radius: 6px;
-  padding: 6px 12px; min-width: 110px; }
-.tile b { display: block; font-size: 18px; font-variant-numeric: tabular-nums; }
-.tile span { color: var(--muted); font-size: 12px; }
-.tile.done b { color: var(--ok); } .tile.failed b { color: var(--bad); }
-.tile.waiting b { color: var(--warn); }
-table { border-collapse: collapse; margin: 6px 0 12px; width: 100%; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left;
-  vertical-align: top; }
-th { background: var(--panel); font-weight: 600; white-space: nowrap; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.msg { max-width: 420px; overflow-wrap: anywhere; }
-td.url { max-width: 260px; overflow-wrap: anywhere; font-size: 12px; color: var(--muted); }
-code { font-size: 12.5px; overflow-wrap: anywhere; }
-.gallery { display: grid; gap: 10px;
-  grid-template-columns: repeat(auto-fill, minmax("""
-    + str(THUMB_WIDTH)
-    + """px, 1fr)); }
-.gallery figure { margin: 0; background: var(--panel); border: 1px solid var(--line);
-  border-radius: 6px; padding: 6px; }
-.gallery img { width: 100%; height: 220px; object-fit: contain; display: block; }
-.gallery figcaption { font-size: 12px; overflow-wrap: anywhere; margin-top: 4px; }
-.missing { height: 220px; display: flex; align-items: center; justify-content: center;
-  color: var(--bad); font-size: 12px; text-align: center; overflow-wrap: anywhere; }
-nav a { margin-right: 12px; }
-"""
-)
-
-
-def _e(value: object) -> str:
-    """Any value, as text safe inside an element or a quoted attribute."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(ms: int) -> str:
-    seconds = ms // 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def advice_for(code: str | None) -> str:
@@ -133,35 +73,6 @@ def relative_href(target: Path, report_dir: Path) -> str:
     return quote(Path(rel).as_posix())
 
 
-def _table(header: Iterable[tuple[str, str]], rows: Iterable[Iterable[str]], css_class: str) -> str:
-    """`header` is (label, cell class) pairs; `rows` are cells already rendered as HTML."""
-    head = "".join(f'<th class="{c}">{label}</th>' for label, c in header)
-    body = "\n".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return (
-        f'<table class="{css_class}">\n<thead><tr>{head}</tr></thead>\n'
-        f"<tbody>\n{body}\n</tbody></table>"
-    )
-
-
-def _td(value: object, css_class: str = "") -> str:
-    attr = f' class="{css_class}"' if css_class else ""
-    return f"<td{attr}>{_e(value)}</td>"
-
-
-def _code_td(code: str | None) -> str:
-    return f'<td class="code"><code>{_e(code)}</code></td>' if code else '<td class="code"></td>'
-
-
-def _tile(label: str, value: object, css_class: str = "") -> str:
-    return f'<div class="tile {css_class}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
-
-
-def _more(shown: int, total: int, what: str, how: str) -> str:
-    if total <= shown:
-        return ""
-    return f'<p class="note">Showing the first {shown} of {total} {_e(what)}; {how}</p>'
-
-
 def _overview(data: ReportData) -> str:
     header = [
         ("batch", ""),
@@ -178,15 +89,15 @@ def _overview(data: ReportData) -> str:
     for i, b in enumerate(data.batches):
         rows.append(
             [
-                f'<td><a href="#batch-{i + 1}">{_e(b.name)}</a></td>',
-                _td(_when(b.submitted_at)),
-                *(_td(b.counts.get(str(s), 0), "n") for s in JobState),
-                _td(b.total, "n"),
-                _td(b.paid_calls, "n"),
-                _td(b.throttled, "n"),
-                _td(b.calls - b.paid_calls - b.throttled, "n"),
-                _td(b.expired, "n"),
-                _td(_duration(b.api_ms), "n"),
+                f'<td><a href="#batch-{i + 1}">{esc(b.name)}</a></td>',
+                td(when(b.submitted_at)),
+                *(td(b.counts.get(str(s), 0), "n") for s in JobState),
+                td(b.total, "n"),
+                td(b.paid_calls, "n"),
+                td(b.throttled, "n"),
+                td(b.calls - b.paid_calls - b.throttled, "n"),
+                td(b.expired, "n"),
+                td(duration(b.api_ms), "n"),
             ]
         )
     if len(data.batches) > 1:
@@ -194,52 +105,52 @@ def _overview(data: ReportData) -> str:
         rows.append(
             [
                 "<td><b>all batches</b></td>",
-                _td(""),
-                *(_td(sum(b.counts.get(str(s), 0) for b in data.batches), "n") for s in JobState),
-                _td(total, "n"),
-                _td(sum(b.paid_calls for b in data.batches), "n"),
-                _td(sum(b.throttled for b in data.batches), "n"),
-                _td(sum(b.calls - b.paid_calls - b.throttled for b in data.batches), "n"),
-                _td(sum(b.expired for b in data.batches), "n"),
-                _td(_duration(sum(b.api_ms for b in data.batches)), "n"),
+                td(""),
+                *(td(sum(b.counts.get(str(s), 0) for b in data.batches), "n") for s in JobState),
+                td(total, "n"),
+                td(sum(b.paid_calls for b in data.batches), "n"),
+                td(sum(b.throttled for b in data.batches), "n"),
+                td(sum(b.calls - b.paid_calls - b.throttled for b in data.batches), "n"),
+                td(sum(b.expired for b in data.batches), "n"),
+                td(duration(sum(b.api_ms for b in data.batches)), "n"),
             ]
         )
-    return _table(header, rows, "overview")
+    return table(header, rows, "overview")
 
 
 def _url_cell(job: JobLine) -> str:
     return (
-        f'<td class="url">{_e(job.clothes_type)}<br>model: {_e(job.model_url)}'
-        f"<br>clothes: {_e(job.clothes_url)}</td>"
+        f'<td class="url">{esc(job.clothes_type)}<br>model: {esc(job.model_url)}'
+        f"<br>clothes: {esc(job.clothes_url)}</td>"
     )
 
 
 def _calls_section(b: BatchReport) -> str:
     parts = ["<h3>API calls</h3>", '<div class="tiles">']
     parts += [
-        _tile("paid calls", b.paid_calls, "done"),
-        _tile("throttled answers", b.throttled, "waiting"),
-        _tile("failed calls", b.calls - b.paid_calls - b.throttled, "failed"),
-        _tile("re-generations (URL expired)", b.expired),
-        _tile("total API time", _duration(b.api_ms)),
-        _tile("downloads", f"{b.downloads} ({_size(b.download_bytes)})"),
+        tile("paid calls", b.paid_calls, "done"),
+        tile("throttled answers", b.throttled, "waiting"),
+        tile("failed calls", b.calls - b.paid_calls - b.throttled, "failed"),
+        tile("re-generations (URL expired)", b.expired),
+        tile("total API time", duration(b.api_ms)),
+        tile("downloads", f"{b.downloads} ({size(b.download_bytes)})"),
     ]
     if b.download_failures:
-        parts.append(_tile("failed downloads", b.download_failures, "failed"))
+        parts.append(tile("failed downloads", b.download_failures, "failed"))
     if b.retried:
-        parts.append(_tile("jobs retried", b.retried))
+        parts.append(tile("jobs retried", b.retried))
     parts.append("</div>")
     errors = b.failed_calls_by_code
     if errors:
         rows = [
             [
-                f"<td><code>{_e(code)}</code></td>",
-                _td(rule_for(code).error_class),
-                _td(n, "n"),
+                f"<td><code>{esc(code)}</code></td>",
+                td(rule_for(code).error_class),
+                td(n, "n"),
             ]
             for code, n in errors.items()
         ]
-        parts.append(_table([("answer", ""), ("kind", ""), ("calls", "n")], rows, "calls-by-code"))
+        parts.append(table([("answer", ""), ("kind", ""), ("calls", "n")], rows, "calls-by-code"))
     return "\n".join(parts)
 
 
@@ -248,25 +159,25 @@ def _failed_section(b: BatchReport) -> str:
         return ""
     parts = [f"<h3>Failed jobs ({b.failed_total})</h3>"]
     by_code = [
-        [f"<td><code>{_e(code)}</code></td>", _td(n, "n"), _td(advice_for(code))]
+        [f"<td><code>{esc(code)}</code></td>", td(n, "n"), td(advice_for(code))]
         for code, n in b.failed_by_code.items()
     ]
     parts.append(
-        _table([("code", ""), ("jobs", "n"), ("what to do", "")], by_code, "failed-by-code")
+        table([("code", ""), ("jobs", "n"), ("what to do", "")], by_code, "failed-by-code")
     )
     rows = [
         [
-            _td(job.id, "id"),
-            _code_td(job.code),
-            _td(job.message, "msg"),
-            _td(job.attempts, "n"),
-            _td(advice_for(job.code), "msg"),
+            td(job.id, "id"),
+            code_td(job.code),
+            td(job.message, "msg"),
+            td(job.attempts, "n"),
+            td(advice_for(job.code), "msg"),
             _url_cell(job),
         ]
         for job in b.failed
     ]
     parts.append(
-        _table(
+        table(
             [
                 ("id", ""),
                 ("code", ""),
@@ -280,11 +191,11 @@ def _failed_section(b: BatchReport) -> str:
         )
     )
     parts.append(
-        _more(
+        more(
             len(b.failed),
             b.failed_total,
             "failed jobs",
-            f"<code>changeclothes export --batch {_e(b.name)}</code> lists them all.",
+            f"<code>changeclothes export --batch {esc(b.name)}</code> lists them all.",
         )
     )
     return "\n".join(parts)
@@ -300,17 +211,17 @@ def _unfinished_section(b: BatchReport) -> str:
     ]
     rows = [
         [
-            _td(job.id, "id"),
-            _td(job.state),
-            _td(job.attempts, "n"),
-            _code_td(job.code),
-            _td(job.message, "msg"),
-            _td(_when(job.not_before)),
+            td(job.id, "id"),
+            td(job.state),
+            td(job.attempts, "n"),
+            code_td(job.code),
+            td(job.message, "msg"),
+            td(when(job.not_before)),
         ]
         for job in b.unfinished
     ]
     parts.append(
-        _table(
+        table(
             [
                 ("id", ""),
                 ("state", ""),
@@ -324,11 +235,11 @@ def _unfinished_section(b: BatchReport) -> str:
         )
     )
     parts.append(
-        _more(
+        more(
             len(b.unfinished),
             b.unfinished_total,
             "unfinished jobs",
-            f"<code>changeclothes export --batch {_e(b.name)}</code> lists them all.",
+            f"<code>changeclothes export --batch {esc(b.name)}</code> lists them all.",
         )
     )
     return "\n".join(parts)
@@ -336,14 +247,14 @@ def _unfinished_section(b: BatchReport) -> str:
 
 def _figure(image: ResultImage, out_dir: Path, report_dir: Path, batch: str) -> tuple[str, bool]:
     found = locate_result(image.output_path, out_dir, batch)
-    caption = f"<figcaption>{_e(image.id)}</figcaption>"
+    caption = f"<figcaption>{esc(image.id)}</figcaption>"
     if found is None:
-        body = f'<div class="missing">file missing:<br>{_e(image.output_path)}</div>'
+        body = f'<div class="missing">file missing:<br>{esc(image.output_path)}</div>'
         return f'<figure class="result missing-file">{body}{caption}</figure>', False
-    href = _e(relative_href(found, report_dir))
+    href = esc(relative_href(found, report_dir))
     body = (
         f'<a href="{href}"><img src="{href}" loading="lazy" decoding="async" '
-        f'width="{THUMB_WIDTH}" alt="{_e(image.id)}"></a>'
+        f'width="{THUMB_WIDTH}" alt="{esc(image.id)}"></a>'
     )
     return f'<figure class="result">{body}{caption}</figure>', True
 
@@ -364,9 +275,7 @@ def _gallery_section(b: BatchReport, limit: int, out_dir: Path, report_dir: Path
     parts.append("</div>")
     shown = len(b.gallery)
     parts.append(
-        _more(
-            shown, b.done, "results", "the rest are in the results folder; the export lists them."
-        )
+        more(shown, b.done, "results", "the rest are in the results folder; the export lists them.")
     )
     return "\n".join(parts)
 
@@ -374,18 +283,18 @@ def _gallery_section(b: BatchReport, limit: int, out_dir: Path, report_dir: Path
 def _batch_section(
     i: int, b: BatchReport, data: ReportData, out_dir: Path, report_dir: Path
 ) -> str:
-    tiles = [_tile("jobs", b.total)]
+    tiles = [tile("jobs", b.total)]
     for state in JobState:
         n = b.counts.get(str(state), 0)
         if n or state in (JobState.DONE, JobState.FAILED, JobState.QUEUED):
             css = {JobState.DONE: "done", JobState.FAILED: "failed"}.get(state, "waiting")
-            tiles.append(_tile(str(state), n, css))
+            tiles.append(tile(str(state), n, css))
     return "\n".join(
         part
         for part in (
             f'<section class="batch" id="batch-{i}">',
-            f"<h2>Batch {_e(b.name)}</h2>",
-            f'<p class="meta">Submitted {_e(_when(b.submitted_at))}</p>',
+            f"<h2>Batch {esc(b.name)}</h2>",
+            f'<p class="meta">Submitted {esc(when(b.submitted_at))}</p>',
             '<div class="tiles">',
             *tiles,
             "</div>",
@@ -409,7 +318,7 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
         title += f": {data.batches[0].name}"
     if data.batches:
         nav = "<nav>" + "".join(
-            f'<a href="#batch-{i + 1}">{_e(b.name)}</a>' for i, b in enumerate(data.batches)
+            f'<a href="#batch-{i + 1}">{esc(b.name)}</a>' for i, b in enumerate(data.batches)
         )
         body = [
             nav + "</nav>",
@@ -428,12 +337,12 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
             "<head>",
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_e(title)}</title>",
-            f"<style>{_CSS}</style>",
+            f"<title>{esc(title)}</title>",
+            f"<style>{CSS}</style>",
             "</head>",
             "<body>",
-            f"<h1>{_e(title)}</h1>",
-            f'<p class="meta">Written {_e(_when(data.generated_at))} from {_e(data.database)}</p>',
+            f"<h1>{esc(title)}</h1>",
+            f'<p class="meta">Written {esc(when(data.generated_at))} from {esc(data.database)}</p>',
             *body,
             "</body>",
             "</html>",
@@ -446,15 +355,6 @@ def write_report(data: ReportData, report_path: Path, out_dir: Path) -> Path:
     """Render and write the report; a reader never sees half a file. Returns its path."""
     text = render_report(data, report_path, out_dir)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".report-", suffix=".part", dir=report_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
-        os.replace(temp, report_path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_text_file(report_path) as fh:
+        fh.write(text)
     return report_path

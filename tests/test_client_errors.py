@@ -26,7 +26,7 @@ async def call(*answers: Answer, timeouts: Timeouts | None = None) -> object:
         return await client.change_clothes(REQ)
 
 
-# One representative per code of the DESIGN.md table, with the class it must land in.
+# One representative per code of the error table, with the class it must land in.
 TABLE_CASES = [
     ("RequestLimitExceeded", errors.ThrottledError),
     ("RequestLimitExceeded.JobNumExceed", errors.ThrottledError),

@@ -12,6 +12,7 @@ from runner.manifest import (
     ManifestReader,
     ManifestRow,
     Problem,
+    build_request,
     detect_format,
     validate_manifest,
 )
@@ -55,7 +56,9 @@ def test_api_shaped_objects_are_read_with_their_logo_param(tmp_path: Path) -> No
     )
     [row] = read(write(tmp_path, [line]))
     assert isinstance(row, ManifestRow)
-    body = row.to_request("url").to_body()
+    body = build_request(
+        row.model_url, row.clothes_url, row.clothes_type, row.options, rsp_img_type_default="url"
+    ).to_body()
     assert body["LogoParam"] == {
         "LogoUrl": "https://x/l.png",
         "LogoRect": {"X": 1, "Y": 2, "Width": 3, "Height": 4},

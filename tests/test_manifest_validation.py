@@ -11,6 +11,7 @@ from runner.manifest import (
     ManifestReader,
     ManifestRow,
     Problem,
+    build_request,
     dedupe_key,
     validate_manifest,
     validate_row,
@@ -198,7 +199,9 @@ def test_logo_rect_forms(rect: Any) -> None:
     row = check(logo_image="aGVsbG8=", logo_rect=rect)
     assert isinstance(row, ManifestRow)
     assert row.options["logo_rect"] == {"x": 10, "y": 20, "width": 300, "height": 400}
-    assert row.to_request("url").to_body()["LogoParam"]["LogoRect"] == {
+    assert build_request(
+        row.model_url, row.clothes_url, row.clothes_type, row.options, rsp_img_type_default="url"
+    ).to_body()["LogoParam"]["LogoRect"] == {
         "X": 10,
         "Y": 20,
         "Width": 300,

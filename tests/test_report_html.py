@@ -86,13 +86,13 @@ def test_report_shows_counts_calls_failures_and_results(tmp_path: Path) -> None:
     overview = page.tables["overview"][0]
     assert overview[0] == m.batch
     # queued, submitting, generated, linked, done, failed, total
-    assert overview[2:9] == ["3", "0", "0", "0", "4", "2", "9"]
-    paid, throttled, failed_calls, regenerations = overview[9:13]
+    assert overview[2:10] == ["3", "0", "0", "0", "4", "2", "0", "9"]  # ... cancelled, total
+    paid, throttled, failed_calls, regenerations = overview[10:14]
     assert int(paid) == m.paid_calls == 5
     assert int(throttled) == m.throttled == 1
     assert int(failed_calls) == sum(m.failed_calls.values()) - m.throttled
     assert int(regenerations) == m.expired == 1
-    assert overview[13] == "0:00:10"  # m.api_ms, summed over the calls
+    assert overview[14] == "0:00:10"  # m.api_ms, summed over the calls
 
     calls = {row[0]: int(row[2]) for row in page.tables["calls-by-code"]}
     assert calls == m.failed_calls
@@ -258,7 +258,7 @@ def test_report_of_a_real_run_lists_exactly_the_failed_jobs(tmp_path: Path) -> N
     assert {row[0]: row[1] for row in page.tables["failed"]} == failed
     assert page.tables["failed-by-code"][0][:2] == [DECODE, str(len(failed))]
     overview = page.tables["overview"][0]
-    assert int(overview[9]) == calls["OK"] == len(done), "paid calls"
+    assert int(overview[10]) == calls["OK"] == len(done), "paid calls"
     assert {row[0]: int(row[2]) for row in page.tables["calls-by-code"]} == {
         code: n for code, n in calls.items() if code != "OK"
     }

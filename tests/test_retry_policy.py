@@ -1,4 +1,4 @@
-"""The retry decision follows the DESIGN.md table, and transient retries are bounded."""
+"""The retry decision follows the error table, and transient retries are bounded."""
 
 from __future__ import annotations
 

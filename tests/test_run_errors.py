@@ -1,4 +1,4 @@
-"""Each class of error does to the job what the DESIGN.md table says, in a real run."""
+"""Each class of error does to the job what the error table says, in a real run."""
 
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
-"""The error table of DESIGN.md, as data, and the exceptions built from it.
+"""The error table, as data, and the exceptions built from it.
 
 Everything that needs to know what an error code means (the client, the scheduler, the fake
-server, reports) reads `ERROR_TABLE` through `rule_for`; no other module lists codes.
+server, reports) reads `ERROR_TABLE` through `rule_for`; no other module lists codes. The
+classes are explained in docs/design-notes.md ("Error classes"); the README's table of codes
+is checked against this one by tests/test_readme_tables.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from runner.credentials import ENV_SECRET_ID, ENV_SECRET_KEY, ENV_SESSION_TOKEN
 
 
 class ErrorClass(StrEnum):
@@ -128,7 +132,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure",
         H,
         "Authentication failed.",
-        "Check TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (or the profile file) "
+        f"Check {ENV_SECRET_ID} / {ENV_SECRET_KEY} (or the profile file) "
         "and the key's permissions in CAM, then rerun.",
         prefix=True,
     ),
@@ -136,13 +140,13 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure.SignatureFailure",
         H,
         "The provided credentials could not be validated. Please check your signature.",
-        "The SecretKey does not match the SecretId: check TENCENTCLOUD_SECRET_KEY, then rerun.",
+        f"The SecretKey does not match the SecretId: check {ENV_SECRET_KEY}, then rerun.",
     ),
     ErrorRule(
         "AuthFailure.SecretIdNotFound",
         H,
         "The SecretId is not found, please ensure that your SecretId is correct.",
-        "The SecretId is unknown or deleted: check TENCENTCLOUD_SECRET_ID, then rerun.",
+        f"The SecretId is unknown or deleted: check {ENV_SECRET_ID}, then rerun.",
     ),
     ErrorRule(
         "AuthFailure.InvalidAuthorization",
@@ -161,7 +165,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "AuthFailure.TokenFailure",
         H,
         "Token verification failed.",
-        "The temporary token is invalid or expired: refresh TENCENTCLOUD_SESSION_TOKEN.",
+        f"The temporary token is invalid or expired: refresh {ENV_SESSION_TOKEN}.",
     ),
     ErrorRule(
         "ResourceUnavailable.InArrears",
@@ -256,7 +260,7 @@ def classify(code: str) -> ErrorClass:
 class ApiError(Exception):
     """An error answer (or a failure to get one) from the ChangeClothes API.
 
-    Catch a subclass to act on a class of the DESIGN.md table; `code` keeps the exact code.
+    Catch a subclass to act on a class of the error table; `code` keeps the exact code.
     """
 
     error_class: ErrorClass = ErrorClass.TRANSIENT

@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from runner.api.errors import ErrorClass, rule_for
+from runner.atomic import atomic_text_file
 from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
@@ -125,18 +125,8 @@ def _open_output(output: str) -> Iterator[IO[str]]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = Path(output)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_text_file(Path(output), newline="") as fh:
+        yield fh
 
 
 @cli.command("export")

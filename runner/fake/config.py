@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.api.errors import ERROR_TABLE
+from runner.credentials import ENV_SECRET_ID, ENV_SECRET_KEY, ENV_SESSION_TOKEN
 from runner.samples import SAMPLE_IMAGES
 
 # Public by design: `make demo` and the README use them. Never valid at Tencent.
 DEMO_SECRET_ID = "AKIDchangeclothesFAKEdemo00000000"
 DEMO_SECRET_KEY = "changeclothes-fake-demo-key-0000"
-
-ENV_SECRET_ID = "TENCENTCLOUD_SECRET_ID"
-ENV_SECRET_KEY = "TENCENTCLOUD_SECRET_KEY"
-ENV_SESSION_TOKEN = "TENCENTCLOUD_SESSION_TOKEN"
 
 LATENCY_DISTS = ("fixed", "uniform", "lognormal")
 
@@ -74,7 +71,7 @@ class FakeCredentials:
                 f"{ENV_SECRET_ID}={DEMO_SECRET_ID} {ENV_SECRET_KEY}={DEMO_SECRET_KEY}"
             )
         masked = self.secret_id[:4] + "…" + self.secret_id[-4:] if len(self.secret_id) > 8 else "…"
-        token = " and TENCENTCLOUD_SESSION_TOKEN" if self.token else ""
+        token = f" and {ENV_SESSION_TOKEN}" if self.token else ""
         return f"credentials from {self.source} ({ENV_SECRET_ID}={masked}, its key{token})"
 
 

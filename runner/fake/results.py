@@ -40,10 +40,6 @@ class ResultStore:
     def __len__(self) -> int:
         return len(self._live)
 
-    @property
-    def stored_bytes(self) -> int:
-        return sum(len(r.data) for r in self._live.values())
-
     def add(self, data: bytes) -> StoredResult:
         self.purge()
         token = secrets.token_urlsafe(24)

@@ -7,6 +7,7 @@ tab (detected from the header). Reading streams: memory does not grow with the f
 """
 
 from runner.manifest.ids import IdRegistry
+from runner.manifest.keys import dedupe_key, derived_id
 from runner.manifest.reading import (
     FORMATS,
     MAX_PROBLEMS,
@@ -25,13 +26,13 @@ from runner.manifest.rows import (
     ManifestRow,
     Problem,
     build_request,
+    validate_row,
+)
+from runner.manifest.values import (
     check_id,
     check_url,
-    dedupe_key,
-    derived_id,
     normalize_base_url,
     normalize_clothes_type,
-    validate_row,
 )
 
 __all__ = [

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import unicodedata
 
 
 class IdRegistry:
     """The ids seen so far, kept in a scratch SQLite file so memory stays flat at any size.
 
-    Ids are compared case-insensitively: `A` and `a` would be the same file on macOS and
-    Windows. Use as a context manager, or call `close()`.
+    Ids are compared case-insensitively and whatever their Unicode normal form: `A` and `a`,
+    or "café" with é as one code point or two, would be the same file on macOS and Windows.
+    Use as a context manager, or call `close()`.
     """
 
     def __init__(self) -> None:
@@ -28,7 +30,8 @@ class IdRegistry:
 
     def claim(self, ident: str, line: int) -> tuple[int, str] | None:
         """Note `ident` as used on `line`; if it was used before: (first line, first spelling)."""
-        key = ident.casefold()
+        # Unicode's canonical caseless match: NFC and NFD spellings are one id, too.
+        key = unicodedata.normalize("NFD", unicodedata.normalize("NFD", ident).casefold())
         cur = self._db.execute(
             "INSERT INTO ids (key, line, shown) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
             (key, line, ident),

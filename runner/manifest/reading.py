@@ -11,45 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from runner.manifest.errors import MAX_PROBLEMS, ManifestError, ManifestFormatError
+from runner.manifest.header import listed, map_columns, sniff_delimiter
 from runner.manifest.ids import IdRegistry
+from runner.manifest.lines import MAX_LINE_BYTES, Lines
 from runner.manifest.rows import (
-    FIELDS,
-    REQUIRED_FIELDS,
-    InvalidValue,
     ManifestRow,
     Problem,
     field_for,
-    normalize_base_url,
     validate_row,
 )
+from runner.manifest.values import InvalidValue, normalize_base_url, short
 
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-MAX_PROBLEMS = 50
-MAX_LINE_BYTES = 12 * 1024 * 1024  # a Base64 logo of up to 8 MB fits on one line
-_DELIMITERS = (",", ";", "\t")
 
 # Cells may hold a Base64 logo: allow fields as long as a line may be.
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
-
-
-class ManifestError(Exception):
-    """The manifest cannot be queued. `problems` holds the first few, `count` all of them."""
-
-    def __init__(self, problems: list[Problem], count: int | None = None) -> None:
-        self.problems = problems[:MAX_PROBLEMS]
-        self.count = len(problems) if count is None else count
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        lines = [str(p) for p in self.problems]
-        if self.count > len(self.problems):
-            lines.append(f"... and {self.count - len(self.problems)} more problems")
-        return "\n".join(lines)
-
-
-class ManifestFormatError(ValueError):
-    """The manifest cannot even be read as asked: unknown format, bad --base-url."""
 
 
 def detect_format(path: str | Path, fmt: str | None = None) -> str:
@@ -74,113 +52,6 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class _Lines:
-    """Physical lines of a UTF-8 file, decoded one by one, with the problems of each line.
-
-    A line that is not UTF-8 or is too long is not fatal: it is noted in `pending` for the
-    record being read, and reading goes on, so one bad line gets one message.
-    """
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.number = 0
-        self.bytes_read = 0
-        self.digest = hashlib.sha256()
-        self.pending: list[Problem] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        raw = self._fh.readline(MAX_LINE_BYTES)
-        if not raw:
-            raise StopIteration
-        self.number += 1
-        self._take(raw)
-        if self.number == 1:
-            if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-                raise ManifestError([Problem(1, "the file is UTF-16; save it as UTF-8")])
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-        if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while True:  # skip the rest of the over-long line
-                more = self._fh.readline(MAX_LINE_BYTES)
-                self._take(more)
-                if not more or more.endswith(b"\n"):
-                    break
-            self.pending.append(
-                Problem(self.number, f"line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
-            )
-            return "\n"
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.pending.append(
-                Problem(self.number, f"not valid UTF-8 text (byte {exc.start + 1} of the line)")
-            )
-            return raw.decode("utf-8", errors="replace")
-
-    def _take(self, raw: bytes) -> None:
-        self.bytes_read += len(raw)
-        self.digest.update(raw)
-
-    def take_pending(self) -> Problem | None:
-        if not self.pending:
-            return None
-        first = self.pending[0]
-        self.pending.clear()
-        return first
-
-
-def _sniff_delimiter(header: str) -> str:
-    """The delimiter that occurs most often in the header line outside quotes; comma on a tie."""
-    counts = dict.fromkeys(_DELIMITERS, 0)
-    quoted = False
-    for c in header:
-        if c == '"':
-            quoted = not quoted
-        elif not quoted and c in counts:
-            counts[c] += 1
-    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
-
-
-def _map_columns(names: list[str], line: int) -> list[str]:
-    """Canonical field names for the header's columns, or a ManifestError naming the bad ones."""
-    problems: list[str] = []
-    fields: list[str] = []
-    unknown: list[str] = []
-    for i, name in enumerate(names, start=1):
-        name = name.strip()
-        if not name:
-            problems.append(f"column {i} has no name")
-            fields.append("")
-            continue
-        canonical = field_for(name)
-        if canonical is None:
-            unknown.append(name)
-            fields.append("")
-        elif canonical in fields:
-            problems.append(f"column {name!r} repeats the {canonical} column")
-            fields.append("")
-        else:
-            fields.append(canonical)
-    if unknown:
-        problems.insert(
-            0,
-            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"known columns are {', '.join(FIELDS)} (or the API's names, e.g. ModelUrl)",
-        )
-    missing = [f for f in REQUIRED_FIELDS if f not in fields]
-    if missing:
-        problems.append(
-            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        )
-    if problems:
-        raise ManifestError([Problem(line, p) for p in problems])
-    return fields
 
 
 @dataclass
@@ -222,7 +93,7 @@ class ManifestReader:
         except InvalidValue as exc:
             raise ManifestFormatError(str(exc)) from None
         self._fh: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-        self._lines = _Lines(self._fh)
+        self._lines = Lines(self._fh)
         self._ids = IdRegistry()
 
     @property
@@ -281,7 +152,7 @@ class ManifestReader:
         if header_problem:
             raise ManifestError([header_problem])
         first_line = lines.number
-        delimiter = _sniff_delimiter(header_line)
+        delimiter = sniff_delimiter(header_line)
         self.stats.delimiter = delimiter
         reader = csv.reader(itertools.chain([header_line], lines), delimiter=delimiter)
         try:
@@ -290,7 +161,7 @@ class ManifestReader:
             raise ManifestError(
                 [Problem(first_line, f"the header is not valid CSV: {exc}")]
             ) from None
-        columns = _map_columns(header, first_line)
+        columns = map_columns(header, first_line)
         self.stats.columns = [c for c in columns if c]
         end = first_line + reader.line_num - 1
         while True:
@@ -341,19 +212,22 @@ class ManifestReader:
                 continue
             raw: dict[str, Any] = {}
             problems: list[str] = []
-            unknown = [k for k in obj if field_for(k) is None]
+            unknown = [short(k, 40) for k in obj if field_for(k) is None]
             if unknown:
-                problems.append(
-                    f"unknown field{'s' if len(unknown) > 1 else ''} "
-                    f"{', '.join(repr(k[:40]) for k in unknown[:5])}"
-                )
+                problems.append(f"unknown field{'s' if len(unknown) > 1 else ''} {listed(unknown)}")
+            repeats: list[tuple[str, str]] = []
             for key, value in obj.items():
                 name = field_for(key)
                 if name is None:
                     continue
                 if name in raw:
-                    problems.append(f"field {key!r} repeats the {name} field")
+                    repeats.append((short(key, 40), name))
                 raw[name] = value
+            if len(repeats) == 1:
+                problems.append(f"field {repeats[0][0]} repeats the {repeats[0][1]} field")
+            elif repeats:
+                named = listed([f"{key} ({name})" for key, name in repeats])
+                problems.append(f"{len(repeats)} fields repeat an earlier one: {named}")
             if problems:
                 yield Problem(number, "; ".join(problems))
                 continue

@@ -1,4 +1,5 @@
-"""Result files: written under a temporary name, fsynced, checked as an image, renamed.
+"""Result files: written under a temporary name, fsynced, checked as an image, renamed
+(the renaming and fsyncing are `runner.atomic`'s).
 
 A file under its final name is therefore always whole. Blocking file work runs in a thread,
 in one call per file: each hop to a worker thread costs the event loop, and a run at full
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,8 +19,9 @@ from pathlib import Path
 import anyio
 from PIL import Image, UnidentifiedImageError
 
+from runner.atomic import TEMP_SUFFIX, commit, fsync_file, temp_name
+
 TEMP_PREFIX = ".changeclothes-"
-TEMP_SUFFIX = ".part"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 _RESULT_EXTENSIONS = tuple(sorted(set(_EXTENSIONS.values())))
 _CONTENT_TYPES = {
@@ -59,14 +60,6 @@ def _image_format(path: Path) -> str:
     return fmt
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
     fmt = _image_format(temp)
     ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
@@ -77,13 +70,12 @@ def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Pa
     for other_ext in _RESULT_EXTENSIONS:
         if other_ext != ext:
             (folder / f"{stem}{other_ext}").unlink(missing_ok=True)
-    os.replace(temp, final)
-    _fsync_dir(folder)
+    commit(temp, final)
     return final
 
 
 def temp_path(folder: Path, stem: str) -> Path:
-    return folder / f"{TEMP_PREFIX}{stem}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    return temp_name(folder, f"{TEMP_PREFIX}{stem}-")
 
 
 SPILL_BYTES = 1024 * 1024  # chunks gathered in memory before they go to the temporary file
@@ -141,8 +133,7 @@ def _store(
 ) -> Path:
     temp = _append(folder, stem, temp, parts)
     try:
-        with temp.open("rb+") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(temp)
         return _finish(temp, folder, stem, content_type)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -179,10 +170,8 @@ def copy_result(source: Path, folder: Path, stem: str) -> Path:
             os.link(source, temp)
         except OSError:
             shutil.copyfile(source, temp)
-            with temp.open("rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(temp, final)
-        _fsync_dir(folder)
+            fsync_file(temp)
+        commit(temp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
