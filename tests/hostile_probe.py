@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--model-url", default="http://127.0.0.1/m.jpg")
     parser.add_argument("--rsp-img-type", default="url")
     parser.add_argument("--max-result-bytes", type=int, default=MAX_RESULT_BYTES)
-    parser.add_argument("--timeout", type=float, default=2.0, help="connect and read")
-    parser.add_argument("--total", type=float, default=6.0)
+    parser.add_argument("--timeout", type=float, default=4.0, help="connect and read")
+    parser.add_argument("--total", type=float, default=8.0)
     parser.add_argument("--expires-in", type=float, default=3600.0)
     args = parser.parse_args()
     run = _api if args.what == "api" else _download

@@ -66,6 +66,7 @@ DOWNLOAD_KINDS = (
 )
 CHUNK = 64 * 1024
 TWO_GB = 2 * 1024**3
+BOMB_SIDE = 30000
 
 
 def png_of_zeros(width: int, height: int) -> bytes:
@@ -91,7 +92,7 @@ def png_of_zeros(width: int, height: int) -> bytes:
 
 
 @functools.cache
-def bomb_png(side: int = 30000) -> bytes:
+def bomb_png(side: int) -> bytes:
     return png_of_zeros(side, side)
 
 
@@ -139,8 +140,8 @@ class HostileServer:
             case "ok-base64":
                 return _api_ok(base64.b64encode(small_image()).decode())
             case "bomb-base64":
-                side = int(query.get("side", "30000"))
-                return _api_ok(base64.b64encode(bomb_png(side)).decode())
+                bomb = await asyncio.to_thread(bomb_png, int(query.get("side", BOMB_SIDE)))
+                return _api_ok(base64.b64encode(bomb).decode())
             case "long-url":
                 return _api_ok(result_url + "?pad=" + "x" * 10_000)
             case "not-url":
@@ -245,7 +246,7 @@ class HostileServer:
             case "403" | "404" | "410" | "500":
                 return web.Response(status=int(kind), text=f"HTTP {kind}")
             case "bomb":
-                side = int(request.query.get("side", "30000"))
+                side = int(request.query.get("side", BOMB_SIDE))
                 data = await asyncio.to_thread(bomb_png, side)
                 return web.Response(body=data, content_type="image/png")
             case "big-pixels":
@@ -267,7 +268,7 @@ async def hostile_server(
     state = HostileServer(**knobs)
     # Made before the first call: compressing the bomb takes a second or two, which a
     # client's read timeout must not see as a stall.
-    await asyncio.gather(asyncio.to_thread(bomb_png), asyncio.to_thread(small_image))
+    await asyncio.gather(asyncio.to_thread(bomb_png, BOMB_SIDE), asyncio.to_thread(small_image))
     app = web.Application()
     app.router.add_post("/", state.api_call)
     app.router.add_get("/dl/{kind}", state.download_result)
