@@ -40,6 +40,7 @@ _CLASS_HINTS = {
     "(or the image at its URL) and submit it again.",
     ErrorClass.HALT: "An account-level problem.",
     ErrorClass.WAIT: "The service was still being activated.",
+    ErrorClass.OUTAGE: "The endpoint could not be reached: check the network, then rerun.",
 }
 
 

@@ -130,10 +130,10 @@ async def test_success_without_result_image_is_not_taken_for_a_result() -> None:
     assert info.value.code == errors.BAD_RESPONSE
 
 
-async def test_html_error_page_is_transient() -> None:
-    with pytest.raises(errors.TransientError) as info:
+async def test_html_error_page_is_an_outage_not_a_job_failure() -> None:
+    with pytest.raises(errors.OutageError) as info:
         await call(Answer("<html><body>502 Bad Gateway</body></html>", 502, "text/html"))
-    assert info.value.code == errors.HTTP_STATUS
+    assert info.value.code == errors.NOT_THE_API
     assert info.value.http_status == 502
 
 
@@ -160,15 +160,15 @@ async def test_dropped_connection_is_transient() -> None:
     assert info.value.code == errors.CONNECTION
 
 
-async def test_refused_connection_is_transient() -> None:
+async def test_refused_connection_is_an_outage() -> None:
     async with http_session() as session:
         # A port that was just free: nothing listens there.
         async with scripted_server() as server:
             url = server.url
         client = ChangeClothesClient(session, CREDS, url, "ap-singapore")
-        with pytest.raises(errors.TransientError) as info:
+        with pytest.raises(errors.OutageError) as info:
             await client.change_clothes(REQ)
-    assert info.value.code == errors.CONNECTION
+    assert info.value.code == errors.UNREACHABLE
 
 
 async def test_signature_expire_corrects_clock_and_retries_once() -> None:

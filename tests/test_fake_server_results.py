@@ -12,10 +12,12 @@ import aiohttp
 import anyio
 import pytest
 from PIL import Image, ImageChops, ImageStat
+from yarl import URL
 
 from runner.fake import FakeConfig, FakeCredentials, FakeServer, serve_fake
 from runner.fake.config import DEFAULT_IMAGES_DIR
 from runner.fake.render import mark_box
+from runner.scheduler.downloads import url_expiry
 from tests.fake_api import assert_ok, call, decode, fetch_result, task
 
 pytestmark = pytest.mark.anyio
@@ -67,8 +69,10 @@ async def test_url_result_downloads_with_the_recorded_hash(
     second = await call(session, server, task(server, RspImgType="url"))
     assert_ok(first)
     url = first.result_image
-    assert url.startswith(server.url + "/results/") and url.endswith(".jpg")
-    token = url.rsplit("/", 1)[1].removesuffix(".jpg")
+    path = URL(url).path
+    assert url.startswith(server.url + "/results/") and path.endswith(".jpg")
+    assert url_expiry(url) is not None, "the URL states its lifetime, as a COS URL does"
+    token = path.rsplit("/", 1)[1].removesuffix(".jpg")
     assert len(token) >= 32  # unguessable
     assert second.result_image != url
     data = await fetch_result(session, first)

@@ -21,6 +21,9 @@ class ErrorClass(StrEnum):
     BAD_ROW = "bad_row"  # the row itself is wrong: fail the job at once
     HALT = "halt"  # every further call would fail the same way: stop the run
     WAIT = "wait"  # service still being activated: long backoff, then halt
+    # The endpoint is unreachable or something that is not the API answered: a property of
+    # the network, not of the job. Pause account-wide, charge no attempt, probe, resume.
+    OUTAGE = "outage"
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,14 @@ class ErrorRule:
     prefix: bool = False  # also matches `code.<anything>`
 
 
-T, C, R, B, H, W = (
+T, C, R, B, H, W, U = (
     ErrorClass.THROTTLE,
     ErrorClass.CLOCK,
     ErrorClass.TRANSIENT,
     ErrorClass.BAD_ROW,
     ErrorClass.HALT,
     ErrorClass.WAIT,
+    ErrorClass.OUTAGE,
 )
 
 # Codes the client makes up for failures that never reached a Tencent error body.
@@ -46,6 +50,20 @@ TIMEOUT = "ClientError.Timeout"
 CONNECTION = "ClientError.ConnectionError"
 BAD_RESPONSE = "ClientError.BadResponse"
 HTTP_STATUS = "ClientError.HttpStatus"
+RESPONSE_TOO_LARGE = "ClientError.ResponseTooLarge"
+BAD_REQUEST_ID = "ClientError.BadRequestId"
+BAD_RESULT_IMAGE = "ClientError.BadResultImage"
+UNREACHABLE = "ClientError.Unreachable"
+NOT_THE_API = "ClientError.NotTheApi"
+# Codes for what a result download (or a base64 result) turned out to be.
+URL_EXPIRED = "ClientError.UrlExpired"
+DOWNLOAD_HTTP_STATUS = "ClientError.DownloadHttpStatus"
+DOWNLOAD_TIMEOUT = "ClientError.DownloadTimeout"
+DOWNLOAD_CONNECTION = "ClientError.DownloadConnection"
+DOWNLOAD_TRUNCATED = "ClientError.DownloadTruncated"
+DOWNLOAD_REDIRECTS = "ClientError.DownloadRedirects"
+RESULT_NOT_AN_IMAGE = "ClientError.ResultNotAnImage"
+RESULT_TOO_LARGE = "ClientError.ResultTooLarge"
 
 _BILLING = "Check billing and the service status in the Tencent Cloud console, then rerun."
 
@@ -81,6 +99,20 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(CONNECTION, R, "The connection to the service failed."),
     ErrorRule(BAD_RESPONSE, R, "The service answered with a body that is not an API response."),
     ErrorRule(HTTP_STATUS, R, "The service answered with an HTTP error status."),
+    ErrorRule(RESPONSE_TOO_LARGE, R, "The service's answer was larger than the cap."),
+    ErrorRule(BAD_REQUEST_ID, R, "The answer's RequestId is not short text."),
+    ErrorRule(
+        BAD_RESULT_IMAGE, R, "The answer's ResultImage is not a bounded http(s) URL or Base64."
+    ),
+    # Download outcomes: retried with backoff while the URL is valid, then generated again.
+    ErrorRule(URL_EXPIRED, R, "The result URL expired before it was fetched."),
+    ErrorRule(DOWNLOAD_HTTP_STATUS, R, "The result host answered with an HTTP error status."),
+    ErrorRule(DOWNLOAD_TIMEOUT, R, "The result download timed out."),
+    ErrorRule(DOWNLOAD_CONNECTION, R, "The connection to the result host failed."),
+    ErrorRule(DOWNLOAD_TRUNCATED, R, "The result download ended early."),
+    ErrorRule(DOWNLOAD_REDIRECTS, R, "The result URL redirected too many times."),
+    ErrorRule(RESULT_NOT_AN_IMAGE, R, "The result is not an image the runner can decode safely."),
+    ErrorRule(RESULT_TOO_LARGE, R, "The result is larger than --max-result-bytes."),
     # bad row
     ErrorRule("FailedOperation.ImageDecodeFailed", B, "Image decoding failed."),
     ErrorRule(
@@ -229,6 +261,20 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "Grant this key the aiart:ChangeClothes permission in CAM, then rerun.",
         prefix=True,
     ),
+    # outage
+    ErrorRule(
+        UNREACHABLE,
+        U,
+        "The endpoint could not be reached (refused, DNS, TLS or connect timeout).",
+        "Check the network, proxy and --endpoint; the queue is intact, rerun when it answers.",
+    ),
+    ErrorRule(
+        NOT_THE_API,
+        U,
+        "Something that is not the API answered (an HTML page, a 3xx or a 5xx).",
+        "A proxy, gateway or captive portal answered instead of the API: check the network "
+        "and --endpoint; the queue is intact, rerun when it answers.",
+    ),
     # wait
     ErrorRule(
         "ResourceUnavailable.Delivering",
@@ -314,6 +360,12 @@ class ServiceActivatingError(ApiError):
     error_class = ErrorClass.WAIT
 
 
+class OutageError(ApiError):
+    """The call never reached the API, or something else answered: pause, don't fail the job."""
+
+    error_class = ErrorClass.OUTAGE
+
+
 _BY_CLASS: dict[ErrorClass, type[ApiError]] = {
     ErrorClass.THROTTLE: ThrottledError,
     ErrorClass.CLOCK: ClockSkewError,
@@ -321,4 +373,5 @@ _BY_CLASS: dict[ErrorClass, type[ApiError]] = {
     ErrorClass.BAD_ROW: BadRowError,
     ErrorClass.HALT: HaltError,
     ErrorClass.WAIT: ServiceActivatingError,
+    ErrorClass.OUTAGE: OutageError,
 }

@@ -12,6 +12,26 @@ ACTION = "ChangeClothes"
 VERSION = "2022-12-29"
 SERVICE = "aiart"
 
+# Caps on what the network may send (README, "What the runner guarantees").
+MAX_RESULT_BYTES = 50 * 1024 * 1024  # default of --max-result-bytes: one result image
+URL_REPLY_LIMIT = 4 * 1024 * 1024  # a whole API answer when RspImgType is url
+REPLY_OVERHEAD = 64 * 1024  # the JSON around a Base64 ResultImage
+MAX_REQUEST_ID_CHARS = 128  # a RequestId is a UUID (36 characters)
+MAX_RESULT_URL_CHARS = 8 * 1024
+MAX_ERROR_FIELD_CHARS = 1024  # error Code and Message as kept; longer ones are cut
+
+
+def base64_length(size: int) -> int:
+    """Characters of the Base64 text of `size` bytes."""
+    return (size + 2) // 3 * 4
+
+
+def reply_limit(rsp_img_type: str | None, max_result_bytes: int = MAX_RESULT_BYTES) -> int:
+    """Bytes of an API answer read at most; the API's default RspImgType is base64."""
+    if rsp_img_type == "url":
+        return URL_REPLY_LIMIT
+    return base64_length(max_result_bytes) + REPLY_OVERHEAD
+
 
 @dataclass(frozen=True)
 class LogoRect:

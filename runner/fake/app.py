@@ -137,8 +137,12 @@ class FakeService:
             "logo_add": params.logo_add,
         }
         if params.rsp_img_type == "url":
+            # Like a COS presigned URL, the URL states its lifetime (Unix seconds), rounded
+            # down so that the stated end never comes after the store's own.
+            wall = time.time()
             stored = self.results.add(data)
-            result_image = f"{base_url}/results/{stored.token}.jpg"
+            lifetime = f"{int(wall)};{int(wall + self.results.ttl)}"
+            result_image = f"{base_url}/results/{stored.token}.jpg?q-sign-time={lifetime}"
             record.update(sha256=stored.sha256, url=result_image)
         else:
             result_image = base64.b64encode(data).decode("ascii")

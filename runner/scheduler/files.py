@@ -12,9 +12,11 @@ import contextlib
 import hashlib
 import os
 import shutil
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 from PIL import Image, UnidentifiedImageError
@@ -32,8 +34,24 @@ _CONTENT_TYPES = {
 }
 
 
+# The largest result image checked, in pixels (README, "What the runner guarantees"). The
+# API's output has the model photo's resolution, whose sides are under 3000 px (9 MP); a
+# decoded 16 MP image costs 64 MB, so four download workers stay well within memory.
+MAX_RESULT_PIXELS = 4096 * 4096
+_CHECKED_FORMATS = tuple(_EXTENSIONS)  # the decoders a result may reach; no others
+
+# Pillow warns (and only errors at twice its own limit) about a decompression bomb. Our own
+# pixel limit is lower and checked first, so the warning can only come from a bomb: make it
+# an error. Installed once at import, not toggled around each check: warning filters are
+# process-wide, and checks run in worker threads.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
 class NotAnImage(Exception):
-    """The bytes received do not decode as an image."""
+    """The bytes received are not an image the runner can check safely: junk, truncated,
+    too many pixels (a decompression bomb), or any other decoder failure."""
+
+    code = "ClientError.ResultNotAnImage"
 
 
 class IncompleteFile(Exception):
@@ -48,16 +66,44 @@ class WrittenFile:
 
 
 def _image_format(path: Path) -> str:
-    try:
-        with Image.open(path) as image:
-            fmt = image.format or ""
-            image.verify()
-        # verify() checks the structure; a full decode catches truncated pixel data.
-        with Image.open(path) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise NotAnImage(str(exc)) from None
+    """The image's format, or NotAnImage. Only errors opening the file itself (a local
+    fault, not a bad result) pass through as OSError."""
+    with path.open("rb") as fh:
+        try:
+            return _checked_format(fh)
+        except NotAnImage:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad result
+            raise NotAnImage(f"{type(exc).__name__}: {exc}"[:500]) from None
+
+
+def _checked_format(fh: BinaryIO) -> str:
+    with _open_image(fh) as image:
+        fmt = image.format or ""
+        image.verify()
+    # verify() checks the structure; a full decode catches truncated pixel data.
+    fh.seek(0)
+    with _open_image(fh) as image:
+        image.load()
     return fmt
+
+
+def _open_image(fh: BinaryIO) -> Image.Image:
+    """Reads only the header: the pixel count is known before anything is decoded."""
+    try:
+        image = Image.open(fh, formats=_CHECKED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise NotAnImage(f"a decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise NotAnImage("not an image of a known format") from None
+    width, height = image.size
+    if width * height > MAX_RESULT_PIXELS:
+        image.close()
+        raise NotAnImage(
+            f"{width}x{height} pixels, more than the limit of {MAX_RESULT_PIXELS} "
+            "(a decompression bomb?)"
+        )
+    return image
 
 
 def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
