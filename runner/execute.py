@@ -26,7 +26,9 @@ async def execute_run(
     try:
         connections = settings.concurrency + settings.download_workers + 4
         async with http_session(timeouts, connections) as session:
-            client = ChangeClothesClient(session, credentials, endpoint, region)
+            client = ChangeClothesClient(
+                session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
+            )
             scheduler = Scheduler(store, client, session, settings)
             async with anyio.create_task_group() as tg:
                 if console is not None:

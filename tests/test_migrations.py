@@ -43,10 +43,15 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-def test_there_are_three_revisions_and_head_is_the_newest() -> None:
+def test_the_revisions_are_in_order_and_head_is_the_newest() -> None:
     versions = sorted(p.name for p in (migrations_dir() / "versions").glob("0*.py"))
-    assert versions == ["0001_initial.py", "0002_submissions.py", "0003_cancelled.py"]
-    assert head_revision() == "0003"
+    assert versions == [
+        "0001_initial.py",
+        "0002_submissions.py",
+        "0003_cancelled.py",
+        "0004_regenerations.py",
+    ]
+    assert head_revision() == "0004"
 
 
 async def test_opening_an_empty_database_migrates_it_to_head(db: str) -> None:

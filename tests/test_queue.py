@@ -222,7 +222,15 @@ async def test_batch_scope_and_counts(store: Store, tmp_path: Path) -> None:
     assert job.batch_name == "b" and job.external_id == "b-0"
     assert await store.has_work("a")
     assert await store.counts("b") == {
-        "b": {"queued": 2, "submitting": 1, "generated": 0, "done": 0, "failed": 0, "linked": 0}
+        "b": {
+            "queued": 2,
+            "submitting": 1,
+            "generated": 0,
+            "done": 0,
+            "failed": 0,
+            "linked": 0,
+            "cancelled": 0,
+        }
     }
     assert list(await store.counts()) == ["a", "b"]
     assert (await store.state_totals())["queued"] == 4

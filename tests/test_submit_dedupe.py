@@ -157,7 +157,7 @@ async def test_an_error_while_inserting_leaves_nothing_half_queued(
 
     path = write_csv(tmp_path / "m.csv", pairs(30))
     calls = 0
-    original = submit_module._count_lines
+    original = submit_module.count_lines
 
     async def explode(*args: Any) -> int:
         nonlocal calls
@@ -166,12 +166,12 @@ async def test_an_error_while_inserting_leaves_nothing_half_queued(
             raise RuntimeError("power cut")
         return await original(*args)
 
-    monkeypatch.setattr(submit_module, "_count_lines", explode)
+    monkeypatch.setattr(submit_module, "count_lines", explode)
     with pytest.raises(RuntimeError, match="power cut"):
         await submit_manifest(store, path, chunk_rows=5)
     assert await job_rows(store) == []
     assert await store.counts() == {}
-    monkeypatch.setattr(submit_module, "_count_lines", original)
+    monkeypatch.setattr(submit_module, "count_lines", original)
     result = await submit_manifest(store, path, chunk_rows=5)  # and it can be submitted again
     assert result.queued == 30
 

@@ -93,6 +93,7 @@ def test_200k_rows_submit_in_flat_memory_and_resubmit_adds_nothing(tmp_path: Pat
             "linked": 0,
             "done": 0,
             "failed": 0,
+            "cancelled": 0,
             "total": ROWS,
         }
     ]

@@ -64,6 +64,8 @@ DOWNLOAD_TRUNCATED = "ClientError.DownloadTruncated"
 DOWNLOAD_REDIRECTS = "ClientError.DownloadRedirects"
 RESULT_NOT_AN_IMAGE = "ClientError.ResultNotAnImage"
 RESULT_TOO_LARGE = "ClientError.ResultTooLarge"
+# A job whose result could not be fetched after --max-regenerations new generations.
+RESULT_LOST = "ClientError.ResultLost"
 
 _BILLING = "Check billing and the service status in the Tencent Cloud console, then rerun."
 
@@ -113,6 +115,12 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(DOWNLOAD_REDIRECTS, R, "The result URL redirected too many times."),
     ErrorRule(RESULT_NOT_AN_IMAGE, R, "The result is not an image the runner can decode safely."),
     ErrorRule(RESULT_TOO_LARGE, R, "The result is larger than --max-result-bytes."),
+    ErrorRule(
+        RESULT_LOST,
+        R,
+        "The result could not be fetched, even after generating it again --max-regenerations "
+        "times (each a paid call).",
+    ),
     # bad row
     ErrorRule("FailedOperation.ImageDecodeFailed", B, "Image decoding failed."),
     ErrorRule(

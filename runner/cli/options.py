@@ -20,6 +20,48 @@ DEFAULT_DB = "changeclothes.db"
 DEFAULT_OUT = "results"
 
 
+class Duration(click.ParamType):
+    """Seconds, or a number with a unit: 90, 90s, 5m, 1.5h."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = self._UNITS.get(text[-1:], None)
+        try:
+            seconds = float(text[:-1] if scale else text) * (scale or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (e.g. 90, 90s, 5m, 1.5h)", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} must be more than 0", param, ctx)
+        return seconds
+
+
+class ByteSize(click.ParamType):
+    """Bytes, or a number with a unit: 52428800, 50MB, 50MiB, 2GB."""
+
+    name = "size"
+    _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+        number = text.rstrip("kmg")
+        try:
+            size = int(float(number) * self._UNITS[text[len(number) :]])
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size (e.g. 50MB, 2GB)", param, ctx)
+        if size < 1024:
+            self.fail(f"{value!r} is too small: at least 1 KB", param, ctx)
+        return size
+
+
 def db_option(f: F) -> F:
     return click.option(
         "--db",

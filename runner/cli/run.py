@@ -6,6 +6,7 @@ import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 import click
@@ -13,12 +14,27 @@ from rich.console import Console
 
 from runner.api.client import Timeouts
 from runner.cli.main import cli
-from runner.cli.options import db_option, endpoint_options, out_option, resolve_endpoint
+from runner.cli.options import (
+    ByteSize,
+    Duration,
+    db_option,
+    endpoint_options,
+    out_option,
+    resolve_endpoint,
+)
+from runner.cli.store import _require_existing
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
 from runner.progress import format_summary
+from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.policy import RetryPolicy
 from runner.scheduler.run import RunResult, RunSettings, StopReason
+from runner.scheduler.settings import (
+    EXIT_INTERRUPTED,
+    EXIT_LOCAL_FAULT,
+    EXIT_UNEXPECTED,
+)
+from runner.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +65,8 @@ def report_result(result: RunResult, console: Console) -> None:
             "Queued jobs were left queued; nothing was marked failed.",
             highlight=False,
         )
+    elif result.reason is StopReason.LOCAL_FAULT and result.fault is not None:
+        console.print(f"[bold red]Halted[/]: {result.fault}", highlight=False)
     elif result.reason is StopReason.INTERRUPTED:
         console.print("Interrupted: state saved. Run the same command again to resume.")
     elif result.reason is StopReason.LIMIT:
@@ -127,6 +145,31 @@ def report_result(result: RunResult, console: Console) -> None:
     help="Longest account-wide backoff, in seconds.",
 )
 @click.option(
+    "--outage-limit",
+    default="30m",
+    show_default=True,
+    type=Duration(),
+    help="When the API endpoint does not answer (refused, DNS, TLS, a proxy's error page), "
+    "every call pauses and the runner probes; after this long it halts (exit 3), the queue "
+    "intact. Seconds, or 90s, 5m, 1h.",
+)
+@click.option(
+    "--max-result-bytes",
+    default="50MB",
+    show_default=True,
+    type=ByteSize(),
+    help="Largest result image accepted, as a download or base64 answer; larger is a bad "
+    "result. Also caps what the API's answer may send.",
+)
+@click.option(
+    "--max-regenerations",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0, 10),
+    help="Times a job is generated again (each a paid call) when its result expires or will "
+    "not download; then it fails with ClientError.ResultLost.",
+)
+@click.option(
     "--timeout",
     "read_timeout",
     default=180.0,
@@ -158,6 +201,9 @@ def run_command(
     retry_delay: float,
     backoff_base: float,
     backoff_cap: float,
+    outage_limit: float,
+    max_result_bytes: int,
+    max_regenerations: int,
     read_timeout: float,
     connect_timeout: float,
 ) -> None:
@@ -165,10 +211,13 @@ def run_command(
 
     Calls stay within --concurrency; throttled answers back off account-wide; transient
     errors are retried; bad rows fail with the service's code. Interrupt with Ctrl-C (or
-    SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done,
-    1 some jobs failed, 2 usage or credentials, 3 halted by an account-level error
-    (nothing marked failed), 4 stopped by --until/--max-jobs with work left, 130 interrupted.
+    SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done
+    (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
+    an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
+    --until/--max-jobs with work left, 5 a fault of this machine (disk full, folder not
+    writable, database unusable), 6 an unexpected error, 130 interrupted.
     """
+    _require_existing(db)
     try:
         credentials = load_credentials(profile)
     except CredentialsError as exc:
@@ -185,20 +234,54 @@ def run_command(
         retry=RetryPolicy(max_attempts=max_attempts, retry_delay=retry_delay),
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
+        outage_limit=outage_limit,
+        max_result_bytes=max_result_bytes,
+        max_regenerations=max_regenerations,
     )
     timeouts = Timeouts(
         connect=connect_timeout, read=read_timeout, total=read_timeout + connect_timeout + 30
     )
     console = Console(stderr=True)
-    result = anyio.run(
-        execute_run,
-        db,
-        credentials,
-        resolve_endpoint(endpoint, mainland),
-        region,
-        settings,
-        timeouts,
-        console,
-    )
+    try:
+        result = anyio.run(
+            execute_run,
+            db,
+            credentials,
+            resolve_endpoint(endpoint, mainland),
+            region,
+            settings,
+            timeouts,
+            console,
+        )
+    except BaseException as caught:  # every way out ends in an exit code and one sentence
+        exit_for(caught)
     report_result(result, Console())
     sys.exit(result.exit_code)
+
+
+def exit_for(caught: BaseException) -> NoReturn:
+    """The exit code and the one sentence for a run that ended by an exception."""
+    exc = first_leaf(caught)
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("Interrupted: state saved. Run the same command again to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if isinstance(exc, SystemExit):
+        raise exc
+    if isinstance(exc, (*LOCAL_FAULTS, StoreError)):
+        click.echo(f"Error: {describe_local_fault(exc)}", err=True)
+        sys.exit(EXIT_LOCAL_FAULT)
+    log.debug("The unexpected error in full:", exc_info=exc)
+    click.echo(
+        f"Error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        " (a bug: run again with -vv for the traceback, and report it). The queue is "
+        "consistent; a rerun resumes.",
+        err=True,
+    )
+    sys.exit(EXIT_UNEXPECTED)
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

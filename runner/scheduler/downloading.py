@@ -12,9 +12,17 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from runner.api.errors import RESULT_LOST, RESULT_NOT_AN_IMAGE, URL_EXPIRED
 from runner.clock import utcnow
-from runner.scheduler.downloads import DownloadFailed, ExpiryQueue, UrlExpired, fetch_result
-from runner.scheduler.files import NotAnImage
+from runner.scheduler.downloads import (
+    DownloadError,
+    DownloadLimits,
+    ExpiryQueue,
+    UrlExpired,
+    fetch_result,
+)
+from runner.scheduler.faults import LOCAL_FAULTS
+from runner.scheduler.files import NotAnImage, copy_result
 from runner.scheduler.settings import RunSettings, RunStats
 from runner.store import Event, EventKind, Job, JobStateError, Store
 
@@ -33,6 +41,7 @@ class Downloads:
         rng: random.Random,
         interrupted: Callable[[], bool],
         notify: Callable[[], None],
+        on_fault: Callable[[BaseException], None],
     ) -> None:
         self.store = store
         self.session = session
@@ -41,7 +50,9 @@ class Downloads:
         self._rng = rng
         self._interrupted = interrupted
         self._notify = notify
+        self._on_fault = on_fault
         self.queue = ExpiryQueue()
+        self.limits = DownloadLimits(max_bytes=settings.max_result_bytes)
 
     def folder(self, job: Job) -> Path:
         return self.settings.out_dir / job.batch_name
@@ -54,6 +65,8 @@ class Downloads:
         while (job := await self.queue.get()) is not None:
             try:
                 await self._download(job)
+            except LOCAL_FAULTS as exc:
+                self._on_fault(exc)  # the job stays `generated`: a rerun fetches it
             finally:
                 self.queue.done()
                 self._notify()
@@ -74,21 +87,28 @@ class Downloads:
         tries = 0
         while True:
             if utcnow() >= job.result_expires_at:
-                await self._expired(job, "the URL's lifetime passed before it was fetched")
+                await self.lost(job, URL_EXPIRED, "its URL's lifetime passed before it was fetched")
                 return
             started = time.monotonic()
             try:
                 written = await fetch_result(
-                    self.session, job.result_url, self.folder(job), job.external_id
+                    self.session,
+                    job.result_url,
+                    self.folder(job),
+                    job.external_id,
+                    limits=self.limits,
+                    expires_at=job.result_expires_at,
                 )
             except UrlExpired as exc:
-                await self._expired(job, str(exc))
+                await self.store.record_event(self._event(job, exc.code, started))
+                await self.lost(job, exc.code, f"its URL expired ({exc})")
                 return
-            except (DownloadFailed, NotAnImage) as exc:
+            except (DownloadError, NotAnImage) as exc:
                 tries += 1
-                await self.store.record_event(self._event(job, type(exc).__name__, started))
+                code = getattr(exc, "code", RESULT_NOT_AN_IMAGE)
+                await self.store.record_event(self._event(job, code, started))
                 if tries >= self.settings.download_tries:
-                    await self._expired(job, f"{tries} failed downloads: {exc}")
+                    await self.lost(job, code, f"{tries} downloads failed, the last: {exc}")
                     return
                 if self._interrupted():
                     return  # stays `generated`: the rerun fetches it
@@ -107,11 +127,40 @@ class Downloads:
             self.stats.downloads += 1
             return
 
-    async def _expired(self, job: Job, why: str) -> None:
-        log.info("Result of %s is gone (%s): generating it again.", job.external_id, why)
+    async def lost(self, job: Job, code: str, why: str, paid: Event | None = None) -> None:
+        """The paid result cannot be had: generate it again, within the job's bound."""
+        bound = self.settings.max_regenerations
         try:
-            await self.store.expire_generated(job.id)
+            again = await self.store.lose_result(
+                job.id,
+                max_regenerations=bound,
+                code=RESULT_LOST,
+                message=f"The result was lost ({code}: {why}) after {bound} new generations.",
+                paid=paid,
+            )
         except JobStateError:
             log.debug("Job %s was already settled elsewhere", job.external_id)
             return
-        self.stats.regenerations += 1
+        if again:
+            log.info("Result of %s is lost (%s): generating it again.", job.external_id, why)
+            self.stats.regenerations += 1
+        else:
+            log.warning("Job %s failed: its result was lost %d times.", job.external_id, bound + 1)
+            self.stats.failed_by_code[RESULT_LOST] += 1
+
+    async def give_linked_jobs_their_files(self) -> None:
+        """A job finished from an identical job's result gets its own `<batch>/<id>` file."""
+        for job in await self.store.linked_results(self.settings.batch):
+            if not job.output_path:
+                continue
+            source, folder = Path(job.output_path), self.folder(job)
+            if source.parent.resolve() == folder.resolve():
+                continue
+            try:
+                copied = await anyio.to_thread.run_sync(
+                    copy_result, source, folder, job.external_id
+                )
+            except OSError as exc:
+                log.warning("Could not copy %s for job %s: %s", source, job.external_id, exc)
+                continue
+            await self.store.set_output_path(job.id, str(copied))

@@ -1,4 +1,5 @@
-"""What to do with a job after an API error: a pure function of the job and the error."""
+"""What a call came to (`Outcome`) and what to do with a job after an API error: a pure
+function of the job and the error."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from runner.api.errors import ApiError, ErrorClass
+from runner.api.request import ChangeClothesResult
 
 
 class Action(StrEnum):
@@ -16,6 +18,7 @@ class Action(StrEnum):
     FAIL = "fail"  # mark failed with the code and message
     HALT = "halt"  # stop the run, leave the job queued
     WAIT = "wait"  # service activating: long account-wide pause, job stays queued
+    OUTAGE = "outage"  # the endpoint is down: requeue uncharged, pause account-wide, probe
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,32 @@ def decide(
             return Decision(Action.HALT)
         case ErrorClass.WAIT:
             return Decision(Action.WAIT)
+        case ErrorClass.OUTAGE:
+            return Decision(Action.OUTAGE)
         case _:
             attempts = attempts_so_far + 1
             if attempts >= policy.max_attempts:
                 return Decision(Action.FAIL)
             delay = policy.transient_delay(attempts, rng)
             return Decision(Action.RETRY, now + timedelta(seconds=delay))
+
+
+@dataclass(frozen=True)
+class Paid:
+    """The API answered with a result: the call is billed."""
+
+    result: ChangeClothesResult
+    sent_at: datetime
+    latency_ms: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The API (or the way to it) answered with an error; its class says what it means."""
+
+    error: ApiError
+    latency_ms: int
+    in_flight_at_send: int
+
+
+Outcome = Paid | Refused

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
-from pathlib import Path
+from dataclasses import asdict, replace
+from datetime import timedelta
 
 import aiohttp
 import anyio
 
 from runner.api.client import ChangeClothesClient
-from runner.api.errors import ApiError, ErrorClass
-from runner.api.request import ChangeClothesResult
+from runner.api.errors import RESULT_NOT_AN_IMAGE, ApiError, ErrorClass
 from runner.clock import utcnow
 from runner.scheduler.downloading import Downloads
-from runner.scheduler.files import NotAnImage, copy_result, write_bytes
+from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
+from runner.scheduler.files import NotAnImage, write_bytes
 from runner.scheduler.journal import PaidJournal
-from runner.scheduler.policy import Action, decide
+from runner.scheduler.policy import Action, Outcome, Paid, Refused, decide
 from runner.scheduler.resume import resume_after_crash
 from runner.scheduler.settings import (
     RunResult,
@@ -55,29 +55,6 @@ log = logging.getLogger(__name__)
 JOB_NUM_EXCEED = "RequestLimitExceeded.JobNumExceed"
 
 
-@dataclass(frozen=True)
-class Paid:
-    """The API answered with a result: the call is billed."""
-
-    result: ChangeClothesResult
-    sent_at: datetime
-    latency_ms: int
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The API (or the way to it) answered with an error; its class says what it means.
-    `paid` is set when the call was billed but its result is unusable."""
-
-    error: ApiError
-    latency_ms: int
-    in_flight_at_send: int
-    paid: Event | None = None
-
-
-Outcome = Paid | Refused
-
-
 class Scheduler:
     def __init__(
         self,
@@ -96,6 +73,8 @@ class Scheduler:
         self.stop_reason: StopReason | None = None
         self.halt_error: ApiError | None = None
         self._activating_since: float | None = None
+        self._outage_since: float | None = None  # the endpoint stopped answering then
+        self.fault: str | None = None
         self._wake = anyio.Event()
         self.downloads = Downloads(
             store,
@@ -105,31 +84,52 @@ class Scheduler:
             self._rng,
             interrupted=lambda: self.stop_reason is StopReason.INTERRUPTED,
             notify=self._notify,
+            on_fault=self._local_fault,
         )
 
     # -- the run as a whole ------------------------------------------------------------
 
     async def run(self) -> RunResult:
         settings = self.settings
-        self.stats.recovered = await resume_after_crash(self.store, settings)
-        self.journal = await anyio.to_thread.run_sync(
-            PaidJournal, settings.out_dir, settings.worker
-        )
-        for job in await self.store.generated_jobs(settings.batch):
-            self.downloads.put(job)
-
+        try:
+            self.stats.recovered = await resume_after_crash(self.store, settings)
+            self.journal = await anyio.to_thread.run_sync(
+                PaidJournal, settings.out_dir, settings.worker
+            )
+            for job in await self.store.generated_jobs(settings.batch):
+                self.downloads.put(job)
+        except LOCAL_FAULTS as exc:
+            self._local_fault(exc)
+            return self._result({})
         try:
             await self._work()
         except BaseException:
             self.journal.keep()  # replayed at the next start
             raise
+        if self.fault is not None:
+            self.journal.keep()  # what it holds may not have reached the database
+            return self._result({})
         self.journal.close()
-        await self._give_linked_jobs_their_files()
+        try:
+            await self.downloads.give_linked_jobs_their_files()
+            counts = await self.store.state_totals(settings.batch)
+        except LOCAL_FAULTS as exc:
+            self._local_fault(exc)
+            return self._result({})
+        return self._result(counts)
 
-        counts = await self.store.state_totals(settings.batch)
-        return RunResult(
-            self.stop_reason or StopReason.FINISHED, self.stats, self.halt_error, counts
-        )
+    def _result(self, counts: dict[str, int]) -> RunResult:
+        reason = self.stop_reason or StopReason.FINISHED
+        return RunResult(reason, self.stats, self.halt_error, fault=self.fault, counts=counts)
+
+    def _local_fault(self, exc: BaseException) -> None:
+        """This machine failed us: stop claiming; calls in flight end and are recorded."""
+        if self.fault is None:
+            self.fault = describe_local_fault(exc)
+            log.error("Halting: %s", self.fault)
+            log.debug("The local fault in full:", exc_info=exc)
+        self.stop_reason = StopReason.LOCAL_FAULT
+        self._notify()
 
     async def _work(self) -> None:
         settings = self.settings
@@ -196,7 +196,11 @@ class Scheduler:
                 self.request_stop(StopReason.LIMIT)
                 break
             # Claimed while the current call runs, so a freed slot is refilled at once.
-            job = await self.store.claim_next(utcnow(), settings.worker, settings.batch)
+            try:
+                job = await self.store.claim_next(utcnow(), settings.worker, settings.batch)
+            except LOCAL_FAULTS as exc:
+                self._local_fault(exc)
+                break
             if job is None:
                 if (
                     self.slots.in_flight == 0
@@ -224,6 +228,10 @@ class Scheduler:
         try:
             outcome = await self._attempt(job, lease)
             await self._settle(job, outcome, lease)
+        except LOCAL_FAULTS as exc:
+            self._local_fault(exc)
+            with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
+                await self.store.release(job.id)  # uncharged; a rerun calls it again
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.store.release(job.id)
@@ -247,6 +255,8 @@ class Scheduler:
 
     async def _settle(self, job: Job, outcome: Outcome, lease: SlotLease) -> None:
         """The one transition that records `outcome` for `job`."""
+        if not (isinstance(outcome, Refused) and outcome.error.error_class is ErrorClass.OUTAGE):
+            self._endpoint_answers()
         if isinstance(outcome, Refused):
             await self._settle_refused(job, outcome)
             return
@@ -280,11 +290,11 @@ class Scheduler:
             data = base64.b64decode(result.result_image, validate=True)
             written = await write_bytes(self.downloads.folder(job), job.external_id, data)
         except (binascii.Error, NotAnImage) as exc:
+            # Paid for, but unusable: like a result that will not download, it may be
+            # generated again only --max-regenerations times.
             lease.release()
-            err = ApiError.from_code(
-                "ClientError.BadResponse", f"ResultImage is not an image: {exc}"
-            )
-            await self._settle_refused(job, Refused(err, outcome.latency_ms, 0, paid=paid))
+            why = f"the base64 ResultImage is not an image: {exc}"
+            await self.downloads.lost(job, RESULT_NOT_AN_IMAGE, why, paid=paid)
             return
         await self.store.mark_done(
             job.id, str(written.path), written.sha256, written.size, result.request_id, event=paid
@@ -299,11 +309,11 @@ class Scheduler:
         # Account-level reactions come first, before any await: the slot this call held is
         # already free, and the claim loop must not send another call into a closed gate.
         self._react(decision.action, err, outcome.in_flight_at_send)
-        event = outcome.paid or self._call_event(
+        event = self._call_event(
             job, err.request_id, err.code, err.error_class.value, outcome.latency_ms
         )
         match decision.action:
-            case Action.BACKOFF | Action.RETRY:
+            case Action.BACKOFF | Action.RETRY | Action.OUTAGE:
                 if decision.action is Action.RETRY:
                     log.info(
                         "Job %s: %s; retrying at %s", job.external_id, err, decision.not_before
@@ -366,8 +376,31 @@ class Scheduler:
                 self._halt(err)
             else:
                 self.backoff.pause(self.settings.activation_pause)
+        elif action is Action.OUTAGE:
+            now = time.monotonic()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning(
+                    "The API endpoint does not answer (%s: %s). Pausing every call and probing "
+                    "until it does; no job is charged. Halting if it lasts %s.",
+                    err.code,
+                    err.message,
+                    _duration(self.settings.outage_limit),
+                )
+            if now - self._outage_since >= self.settings.outage_limit:
+                self._halt(err)
+            else:
+                self.backoff.on_throttle()
         elif action is Action.HALT:
             self._halt(err)
+
+    def _endpoint_answers(self) -> None:
+        if self._outage_since is not None:
+            log.warning(
+                "The API endpoint answers again after %s; resuming.",
+                _duration(time.monotonic() - self._outage_since),
+            )
+            self._outage_since = None
 
     def _halt(self, err: ApiError) -> None:
         if self.halt_error is None:
@@ -375,22 +408,10 @@ class Scheduler:
             log.error("Halting: %s", err)
         self.request_stop(StopReason.HALTED)
 
-    async def _give_linked_jobs_their_files(self) -> None:
-        """A job finished from an identical job's result gets its own `<batch>/<id>` file."""
-        for job in await self.store.linked_results(self.settings.batch):
-            if not job.output_path:
-                continue
-            source, folder = Path(job.output_path), self.downloads.folder(job)
-            if source.parent.resolve() == folder.resolve():
-                continue
-            try:
-                copied = await anyio.to_thread.run_sync(
-                    copy_result, source, folder, job.external_id
-                )
-            except OSError as exc:
-                log.warning("Could not copy %s for job %s: %s", source, job.external_id, exc)
-                continue
-            await self.store.set_output_path(job.id, str(copied))
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _ms_since(started: float) -> int:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from runner.api.errors import ApiError
+from runner.api.request import MAX_RESULT_BYTES
 from runner.scheduler.policy import RetryPolicy
 from runner.store import FAILED_STATES, STALE_CLAIM_AFTER, WORK_STATES
 
@@ -26,6 +27,7 @@ class StopReason(StrEnum):
     HALTED = "halted"
     INTERRUPTED = "interrupted"
     LIMIT = "limit"  # --until or --max-jobs
+    LOCAL_FAULT = "local fault"  # this machine's disk or database failed
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class RunSettings:
     activation_limit: float = 1800.0  # ... and halt once it has lasted this long
     url_ttl: float = 3600.0  # result URLs are valid this long after the call started
     download_tries: int = 5  # failed fetches of one URL before it is generated again
+    max_regenerations: int = 2  # ... at most this often per job (each a paid call)
+    max_result_bytes: int = MAX_RESULT_BYTES  # a result (download or base64) may be this big
+    outage_limit: float = 1800.0  # halt when the endpoint has not answered for this long
     poll_interval: float = 1.0
     worker: str = field(default_factory=default_worker_name)
     stale_after: timedelta = STALE_CLAIM_AFTER
@@ -79,6 +84,8 @@ EXIT_OK = 0
 EXIT_FAILED_JOBS = 1
 EXIT_HALTED = 3
 EXIT_LIMIT = 4
+EXIT_LOCAL_FAULT = 5
+EXIT_UNEXPECTED = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -87,12 +94,15 @@ class RunResult:
     reason: StopReason
     stats: RunStats
     halt: ApiError | None = None
+    fault: str | None = None  # the sentence that names a local fault
     counts: dict[str, int] = field(default_factory=dict)  # jobs per state at the end
 
     @property
     def exit_code(self) -> int:
         if self.reason is StopReason.HALTED:
             return EXIT_HALTED
+        if self.reason is StopReason.LOCAL_FAULT:
+            return EXIT_LOCAL_FAULT
         if self.reason is StopReason.INTERRUPTED:
             return EXIT_INTERRUPTED
         if any(self.counts.get(s, 0) for s in FAILED_STATES):

@@ -2,7 +2,13 @@
 (knows no HTTP)."""
 
 from runner.store.actions import JobSelection, Moved, RetryResult, move_selected, retry_failed
-from runner.store.errors import JobStateError, MigrationError, StoreError, UnknownBatchError
+from runner.store.errors import (
+    JobStateError,
+    MigrationError,
+    StoreError,
+    StoreUnavailable,
+    UnknownBatchError,
+)
 from runner.store.jobs import Job
 from runner.store.lifecycle import (
     FAILED_STATES,
@@ -34,6 +40,7 @@ __all__ = [
     "RetryResult",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "SubmitResult",
     "UnknownBatchError",
     "move_selected",

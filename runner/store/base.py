@@ -15,10 +15,11 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, RowMapping
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner.store import database
-from runner.store.errors import UnknownBatchError
+from runner.store.errors import StoreUnavailable, UnknownBatchError
 from runner.store.jobs import Job
 from runner.store.lifecycle import JobState
 from runner.store.models import batches, jobs
@@ -75,6 +76,19 @@ class StoreBase:
         processes still wait in the busy handler, up to the busy timeout. `conn` runs the
         transaction on a connection from `connection()`.
         """
+        try:
+            async with self._transaction(immediate, conn) as active:
+                yield active
+        except OperationalError as exc:
+            detail = str(exc.orig or exc).splitlines()[0]
+            raise StoreUnavailable(
+                f"the queue database {self.url_for_display} cannot be used: {detail}"
+            ) from exc
+
+    @asynccontextmanager
+    async def _transaction(
+        self, immediate: bool, conn: AsyncConnection | None
+    ) -> AsyncIterator[AsyncConnection]:
         async with AsyncExitStack() as stack:
             if immediate and self.dialect == "sqlite":
                 if self._write_lock is None:

@@ -7,6 +7,11 @@ class StoreError(Exception):
     """Base class of the store's own errors."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be used right now: its disk is full, it is read-only, or it stayed
+    locked past the busy timeout. Nothing is half-written; a rerun after the fix resumes."""
+
+
 class MigrationError(StoreError):
     """The database's schema cannot be brought to this version's head."""
 

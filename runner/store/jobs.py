@@ -26,6 +26,7 @@ class Job:
     dedupe_key: str
     state: JobState
     attempts: int
+    regenerations: int = 0  # times its result was lost and generated again (each paid)
     linked_job_id: int | None = None
     not_before: datetime | None = None
     claimed_by: str | None = None

@@ -82,6 +82,16 @@ QUEUED_RESET: Mapping[str, Any] = {
 """What a job forgets when it goes back to `queued`: its claim and any result URL."""
 
 
+RETRY_RESET: Mapping[str, Any] = {
+    **QUEUED_RESET,
+    "attempts": 0,
+    "regenerations": 0,
+    "not_before": None,
+    "finished_at": None,
+}
+"""A retried job starts afresh: every bound on its calls counts from zero again."""
+
+
 @dataclass(frozen=True)
 class Transition:
     sources: frozenset[JobState]
@@ -127,16 +137,17 @@ TRANSITIONS: Mapping[str, Transition] = {
     "requeue": _t({S, G}, Q, None, QUEUED_RESET),
     # A halt or an interrupt hands the claimed job back untouched.
     "release": _t({S}, Q, None, QUEUED_RESET),
-    # The result URL expired before its download: generate it again, uncharged.
-    "expire": _t({G}, Q, EventKind.EXPIRED, QUEUED_RESET),
+    # The paid result was lost (its URL expired, it would not download, it is no image):
+    # generate it again, uncharged; counted, so that a job is paid for a bounded number of times.
+    "expire": _t(
+        {S, G}, Q, EventKind.EXPIRED, {**QUEUED_RESET, "regenerations": jobs.c.regenerations + 1}
+    ),
     # Crash recovery: a call whose answer was never seen goes back to the queue.
     "recover": _t({S}, Q, EventKind.RECOVERED, QUEUED_RESET),
     # `changeclothes retry`: a failed job gets a fresh set of attempts.
-    "retry": _t({F}, Q, EventKind.RETRY,
-                {**QUEUED_RESET, "attempts": 0, "not_before": None, "finished_at": None}),
+    "retry": _t({F}, Q, EventKind.RETRY, RETRY_RESET),
     # ... or, when it was failed with the identical job it waits for, waits for it again.
-    "retry_linked": _t({F}, L, EventKind.RETRY,
-                       {**QUEUED_RESET, "attempts": 0, "not_before": None, "finished_at": None}),
+    "retry_linked": _t({F}, L, EventKind.RETRY, RETRY_RESET),
     # ... or, when that job is done by now, takes its result without a call.
     "retry_reuse": _t({F}, D, EventKind.LINKED,
                       {"attempts": 0, "not_before": None, "last_error_code": None,

@@ -103,6 +103,7 @@ class JobModel(Base):
     linked_job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"))
     state: Mapped[str] = mapped_column(sa.String(20))
     attempts: Mapped[int] = mapped_column(default=0)
+    regenerations: Mapped[int] = mapped_column(default=0, server_default="0")
     not_before: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
     claimed_at: Mapped[datetime | None]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.clock import utcnow
 from runner.store.base import _JOB_COLUMNS, StoreBase
 from runner.store.database import create_engine, database_url, display_url, migrate
-from runner.store.errors import StoreError
+from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
 from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply
 from runner.store.models import batches, events, jobs
@@ -71,7 +71,10 @@ class Store(StoreBase):
         if self.dialect != "sqlite":
             mine = jobs.c.claimed_by == worker if worker is not None else sa.false()
             stuck = sa.or_(mine, jobs.c.claimed_at.is_(None), jobs.c.claimed_at < now - stale_after)
-        expired = sa.or_(jobs.c.result_expires_at.is_(None), jobs.c.result_expires_at <= now)
+        expired = sa.and_(
+            jobs.c.state == JobState.GENERATED,
+            sa.or_(jobs.c.result_expires_at.is_(None), jobs.c.result_expires_at <= now),
+        )
         async with self.transaction(immediate=True) as conn:
             recovered = await apply(conn, "recover", now, where=stuck, worker=worker)
             regenerate = await apply(conn, "expire", now, where=expired, worker=worker)
@@ -227,6 +230,38 @@ class Store(StoreBase):
     async def expire_generated(self, job_id: int, *, now: datetime | None = None) -> None:
         """`generated` → `queued`: the result URL expired before the download; no charge."""
         await self._apply("expire", job_id, now, None)
+
+    async def lose_result(
+        self,
+        job_id: int,
+        *,
+        max_regenerations: int,
+        code: str,
+        message: str,
+        paid: Event | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """A job's paid result is gone (a `generated` job's URL, or an unusable answer of a
+        `submitting` one, whose `paid` call is recorded with it): back to `queued` to be
+        generated again (True), or, once it has been generated again `max_regenerations`
+        times, `failed` with `code` and `message` (False). JobStateError when the job is in
+        neither state any more."""
+        now = now or utcnow()
+        mine = sa.and_(
+            jobs.c.id == job_id, jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED])
+        )
+        async with self.transaction(immediate=True) as conn:
+            if paid is not None:
+                await conn.execute(sa.insert(events), [paid.row(now)])
+            again = sa.and_(mine, jobs.c.regenerations < max_regenerations)
+            if await apply(conn, "expire", now, where=again):
+                return True
+            event = Event(EventKind.EXPIRED, job_id, code=code)
+            values = {"last_error_code": code, "last_error_message": message, "finished_at": now}
+            if not await apply(conn, "fail", now, where=mine, values=values, event=event):
+                state = await conn.scalar(sa.select(jobs.c.state).where(mine))
+                raise JobStateError(job_id, "lose the result of", state)
+            return False
 
     async def _apply(
         self, name: str, job_id: int, now: datetime | None, event: Event | None, **values: Any
