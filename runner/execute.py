@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 from rich.console import Console
 
@@ -20,10 +22,14 @@ async def execute_run(
     settings: RunSettings,
     timeouts: Timeouts,
     console: Console | None = None,
+    announce: Callable[[dict[str, int]], None] | None = None,
 ) -> RunResult:
-    """The whole run as a library call: store, HTTP session, client, scheduler."""
+    """The whole run as a library call: store, HTTP session, client, scheduler.
+    `announce` is called with the jobs per state of the run's scope before it starts."""
     store = await open_store(db)
     try:
+        if announce is not None:
+            announce(await store.state_totals(settings.batch))
         connections = settings.concurrency + settings.download_workers + 4
         async with http_session(timeouts, connections) as session:
             client = ChangeClothesClient(

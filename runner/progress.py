@@ -1,4 +1,10 @@
-"""Showing a run while it goes: a rich progress bar on a terminal, plain log lines otherwise."""
+"""Showing a run while it goes: one live status line on a terminal, plain lines otherwise.
+
+On a terminal the line is redrawn in place and log records are printed above it (through the
+same rich console), so a warning never lands inside the bar. The line fits the terminal: as it
+narrows, parts are dropped in a fixed order (`DROP_ORDER`), never cut mid-word. Off a terminal
+(cron mail, a log file) it prints one plain line every 30 seconds, never wrapped.
+"""
 
 from __future__ import annotations
 
@@ -7,87 +13,85 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.live import Live
+from rich.text import Text
 
 from runner.scheduler.run import RunStats
 from runner.store import FINAL_STATES, WORK_STATES, JobState
 
-Q, S, G, L, D, F = (
-    JobState.QUEUED,
-    JobState.SUBMITTING,
-    JobState.GENERATED,
-    JobState.LINKED,
-    JobState.DONE,
-    JobState.FAILED,
-)
-
 CountsFn = Callable[[], Awaitable[dict[str, int]]]
 
+BAR_WIDTH = 20
+DROP_ORDER = ("rate", "downloading", "queued", "failed", "bar")
+"""Parts of the status line left out first when the terminal is too narrow for all of them;
+the count (done of total), the time left and done are always shown."""
 
-def _line(stats: RunStats, counts: dict[str, int]) -> str:
+
+def _scope(counts: dict[str, int]) -> tuple[int, int]:
+    """(finished, total) of the run's scope: cancelled jobs are outside it."""
+    finished = sum(counts.get(s, 0) for s in FINAL_STATES)
+    return finished, finished + sum(counts.get(s, 0) for s in WORK_STATES)
+
+
+def time_left(stats: RunStats, counts: dict[str, int]) -> str:
+    finished, total = _scope(counts)
+    settled = stats.done + stats.failed
+    if total == finished:
+        return "0:00:00"
+    if settled == 0:
+        return "?"
+    seconds = stats.wall_time / settled * (total - finished)
+    return time.strftime("%H:%M:%S", time.gmtime(min(seconds, 99 * 3600)))
+
+
+def status_parts(stats: RunStats, counts: dict[str, int]) -> dict[str, str]:
+    """The parts of the status line, in display order."""
+    finished, total = _scope(counts)
+    filled = BAR_WIDTH * finished // total if total else BAR_WIDTH
     minutes = max(stats.wall_time / 60, 1e-9)
-    return (
-        f"done {counts.get(D, 0)}, failed {counts.get(F, 0)}, "
-        f"queued {counts.get(Q, 0) + counts.get(S, 0)}, "
-        f"downloading {counts.get(G, 0)}, "
-        f"{stats.calls / minutes:.1f} calls/min"
-    )
+    queued = sum(counts.get(s, 0) for s in (JobState.QUEUED, JobState.SUBMITTING, JobState.LINKED))
+    return {
+        "count": f"jobs {finished}/{total}",
+        "bar": "━" * filled + "╌" * (BAR_WIDTH - filled),
+        "done": f"done {counts.get(JobState.DONE, 0)}",
+        "failed": f"failed {counts.get(JobState.FAILED, 0)}",
+        "queued": f"queued {queued}",
+        "downloading": f"downloading {counts.get(JobState.GENERATED, 0)}",
+        "rate": f"{stats.answers / minutes:.1f} answers/min",
+        "left": f"left {time_left(stats, counts)}",
+    }
+
+
+def status_line(stats: RunStats, counts: dict[str, int], width: int | None = None) -> str:
+    """The status line, with parts dropped in `DROP_ORDER` until it fits `width`."""
+    parts = status_parts(stats, counts)
+    for name in (None, *DROP_ORDER):
+        if name is not None:
+            del parts[name]
+        line = "  ".join(parts.values())
+        if width is None or len(line) <= width:
+            return line
+    return line
 
 
 async def show_progress(
     stats: RunStats, counts: CountsFn, console: Console, interval: float | None = None
 ) -> None:
-    """Runs until cancelled. `counts` gives jobs per state for the run's scope."""
+    """Runs until cancelled; on cancellation a terminal's last frame shows the final counts."""
     if not console.is_terminal:
-        # Logs and cron mail: one plain line now and then instead of a redrawn bar.
         interval = interval or 30.0
         while True:
             await anyio.sleep(interval)
             stamp = time.strftime("%H:%M:%S")
-            console.print(f"{stamp} {_line(stats, await counts())}", highlight=False)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[line]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("jobs", total=None, line="")
-        while True:
-            current = await counts()
-            # Jobs given up on by a user (cancelled) are outside the run's scope.
-            finished = sum(current.get(s, 0) for s in FINAL_STATES)
-            total = finished + sum(current.get(s, 0) for s in WORK_STATES)
-            progress.update(task, total=total, completed=finished, line=_line(stats, current))
-            await anyio.sleep(interval or 0.5)
-
-
-def format_summary(stats: RunStats, counts: dict[str, int]) -> list[str]:
-    lines = [
-        f"Done: {counts.get(D, 0)} jobs ({stats.done} in this run)",
-        f"Failed: {counts.get(F, 0)} jobs"
-        + (
-            " (" + ", ".join(f"{c} ×{n}" for c, n in stats.failed_by_code.most_common()) + ")"
-            if stats.failed_by_code
-            else ""
-        ),
-        f"Left in the queue: {sum(counts.get(s, 0) for s in (Q, S, L))}"
-        f", awaiting download: {counts.get(G, 0)}",
-        f"Paid calls: {stats.paid_calls}; re-generations after expired URLs: "
-        f"{stats.regenerations}; throttled answers: {stats.throttled}",
-        f"Wall time: {time.strftime('%H:%M:%S', time.gmtime(stats.wall_time))}",
-    ]
-    recovered = stats.recovered.get("recovered", 0) + stats.recovered.get("expired", 0)
-    if recovered:
-        lines.insert(
-            0,
-            f"Resumed after an interruption: {stats.recovered.get('recovered', 0)} calls cut "
-            f"short went back to the queue, {stats.recovered.get('expired', 0)} expired "
-            "results to be generated again.",
-        )
-    if stats.errors_by_code:
-        lines.append(
-            "Errors seen: " + ", ".join(f"{c} ×{n}" for c, n in stats.errors_by_code.most_common())
-        )
-    return lines
+            console.print(
+                f"{stamp} {status_line(stats, await counts())}", highlight=False, soft_wrap=True
+            )
+    with Live(Text(""), console=console, auto_refresh=False, transient=False) as live:
+        try:
+            while True:
+                live.update(Text(status_line(stats, await counts(), console.width)), refresh=True)
+                await anyio.sleep(interval or 0.5)
+        finally:
+            with anyio.CancelScope(shield=True):
+                final = status_line(stats, await counts(), console.width)
+                live.update(Text(final), refresh=True)

@@ -40,5 +40,5 @@ def test_demo_writes_one_image_per_sample_row_and_reruns_cleanly(tmp_path: Path)
     second = _demo(tmp_path / "demo")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already submitted" in second.stdout
-    assert "Paid calls: 0" in second.stdout
+    assert "0 paid calls" in second.stdout
     assert sorted((tmp_path / "demo" / "results" / "catalog").iterdir()) == images

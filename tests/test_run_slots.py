@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,19 @@ LATENCY = 0.2
 
 
 @pytest.mark.parametrize(("concurrency", "count"), [(1, 20), (4, 100)])
-async def test_slots_full_never_over_and_makespan_near_ideal(
+async def test_slots_fill_to_the_limit_and_never_over(
     tmp_path: Path, concurrency: int, count: int
 ) -> None:
     db = str(tmp_path / "queue.db")
     async with serve_fake(concurrency=concurrency, latency=LATENCY, seed=1) as server:
         await submit(db, write_manifest(tmp_path / "m.csv", count), server.url + "/")
-        started = time.monotonic()
         result = await run(db, server, tmp_path / "out", concurrency=concurrency)
-        makespan = time.monotonic() - started
         stats = server.stats()
     assert result.exit_code == 0
     assert {k: v for k, v in (await jobs_by_state(db)).items() if v} == {"done": count}
     assert stats["max_in_flight"] == concurrency
     assert stats["limit_violations"] == 0
     assert stats["calls"] == {"OK": count}
-    ideal = count * LATENCY / concurrency
-    assert ideal <= makespan <= ideal * 1.10, f"makespan {makespan:.2f} s, ideal {ideal:.2f} s"
+    # How full the slots stay over time is a speed, measured side by side in `make bench`
+    # (B1), not asserted here: a loaded machine would make such a test flaky.
     assert len(list((tmp_path / "out" / "m").iterdir())) == count

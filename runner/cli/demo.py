@@ -51,7 +51,7 @@ def demo(workdir: Path, manifest: Path | None, concurrency: int, latency: float)
     the end, writes one image per row and an HTML report. Running it again finds the
     work done.
     """
-    console = Console()
+    console = Console(soft_wrap=True)  # piped output is never wrapped mid-sentence
     manifest = manifest or SAMPLE_MANIFEST
     outcome = anyio.run(run_demo, workdir, manifest, concurrency, latency, console)
     report_result(outcome.run, console)

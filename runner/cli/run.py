@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import click
 from rich.console import Console
+from rich.logging import RichHandler
 
 from runner.api.client import Timeouts
+from runner.atomic import atomic_text_file
 from runner.cli.main import cli
 from runner.cli.options import (
     ByteSize,
@@ -23,9 +26,10 @@ from runner.cli.options import (
     resolve_endpoint,
 )
 from runner.cli.store import _require_existing
+from runner.clock import utcnow
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
-from runner.progress import format_summary
+from runner.notify import post_summary, run_on_finish
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.policy import RetryPolicy
 from runner.scheduler.run import RunResult, RunSettings, StopReason
@@ -34,7 +38,8 @@ from runner.scheduler.settings import (
     EXIT_LOCAL_FAULT,
     EXIT_UNEXPECTED,
 )
-from runner.store import StoreError
+from runner.store import WORK_STATES, StoreError
+from runner.summary import format_summary, summary_json
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +60,8 @@ def parse_until(value: str | None, now: datetime | None = None) -> datetime | No
 
 
 def report_result(result: RunResult, console: Console) -> None:
-    for line in format_summary(result.stats, result.counts):
-        console.print(line, highlight=False)
+    for line in format_summary(result):
+        console.print(line, highlight=False, soft_wrap=True)
     if result.reason is StopReason.HALTED and result.halt is not None:
         err = result.halt
         console.print(
@@ -103,7 +108,11 @@ def report_result(result: RunResult, console: Console) -> None:
     help="Stop claiming new jobs at this local time; in-flight work finishes.",
 )
 @click.option(
-    "--max-jobs", default=None, type=click.IntRange(1), help="Stop after this many API calls."
+    "--max-jobs",
+    default=None,
+    type=click.IntRange(1),
+    help="Stop claiming once this many jobs are done or failed (throttled answers are not "
+    "jobs); calls in flight finish.",
 )
 @click.option(
     "--download-workers",
@@ -143,6 +152,26 @@ def report_result(result: RunResult, console: Console) -> None:
     show_default=True,
     type=click.FloatRange(0),
     help="Longest account-wide backoff, in seconds.",
+)
+@click.option(
+    "--notify",
+    metavar="URL",
+    default=None,
+    help='When the run ends, POST its summary (JSON, see README "Notifications") to this '
+    "URL; tried 3 times, never failing the run.",
+)
+@click.option(
+    "--on-finish",
+    metavar="CMD",
+    default=None,
+    help="When the run ends, run this shell command with the summary JSON on its standard "
+    "input (bounded to 60 s; its failure never fails the run).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON on standard output (the sentences go to standard error).",
 )
 @click.option(
     "--outage-limit",
@@ -201,6 +230,9 @@ def run_command(
     retry_delay: float,
     backoff_base: float,
     backoff_cap: float,
+    notify: str | None,
+    on_finish: str | None,
+    as_json: bool,
     outage_limit: float,
     max_result_bytes: int,
     max_regenerations: int,
@@ -217,12 +249,12 @@ def run_command(
     --until/--max-jobs with work left, 5 a fault of this machine (disk full, folder not
     writable, database unusable), 6 an unexpected error, 130 interrupted.
     """
-    _require_existing(db)
     try:
         credentials = load_credentials(profile)
     except CredentialsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    _require_existing(db)
     settings = RunSettings(
         out_dir=Path(out),
         concurrency=concurrency,
@@ -242,21 +274,64 @@ def run_command(
         connect=connect_timeout, read=read_timeout, total=read_timeout + connect_timeout + 30
     )
     console = Console(stderr=True)
+    if console.is_terminal:  # log records above the live status line, never inside it
+        logging.getLogger().handlers[:] = [RichHandler(console=console, show_path=False)]
+    api = resolve_endpoint(endpoint, mainland)
+
+    def announce(counts: dict[str, int]) -> None:
+        console.print(start_line(api, region, credentials.source, settings, counts), soft_wrap=True)
+
+    started_at = utcnow()
     try:
         result = anyio.run(
-            execute_run,
-            db,
-            credentials,
-            resolve_endpoint(endpoint, mainland),
-            region,
-            settings,
-            timeouts,
-            console,
+            execute_run, db, credentials, api, region, settings, timeouts, console, announce
         )
     except BaseException as caught:  # every way out ends in an exit code and one sentence
         exit_for(caught)
-    report_result(result, Console())
+    summary = summary_json(result, started_at)
+    report_result(result, console if as_json else Console(soft_wrap=True))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    anyio.run(finish, summary, settings.out_dir, notify, on_finish)
     sys.exit(result.exit_code)
+
+
+def start_line(
+    endpoint: str, region: str, source: str, settings: RunSettings, counts: dict[str, int]
+) -> str:
+    """What this run will use, in one line: never a secret."""
+    scope = f"batch {settings.batch!r}" if settings.batch else "every batch"
+    queued = sum(counts.get(s, 0) for s in WORK_STATES)
+    until = (
+        f", stops claiming at {settings.until.astimezone():%Y-%m-%d %H:%M %Z}"
+        if settings.until
+        else ""
+    )
+    return (
+        f"Running {scope} ({queued} jobs to do) against {endpoint} ({region}), credentials "
+        f"from {source}, {settings.concurrency} calls at once{until}."
+    )
+
+
+def write_summary_file(summary: dict[str, Any], out_dir: Path) -> None:
+    target = out_dir / f"run-{utcnow():%Y%m%dT%H%M%SZ}.json"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_text_file(target) as fh:
+            json.dump(summary, fh, indent=2)
+    except OSError as exc:
+        log.warning("Could not write the run summary %s: %s", target, exc.strerror or exc)
+
+
+async def finish(
+    summary: dict[str, Any], out_dir: Path, notify: str | None, on_finish: str | None
+) -> None:
+    """The summary file beside the results, then the notices; none of it fails the run."""
+    await anyio.to_thread.run_sync(write_summary_file, summary, out_dir)
+    if notify:
+        await post_summary(notify, summary)
+    if on_finish:
+        await run_on_finish(on_finish, summary)
 
 
 def exit_for(caught: BaseException) -> NoReturn:

@@ -144,6 +144,7 @@ class Downloads:
         if again:
             log.info("Result of %s is lost (%s): generating it again.", job.external_id, why)
             self.stats.regenerations += 1
+            self.stats.returned += 1
         else:
             log.warning("Job %s failed: its result was lost %d times.", job.external_id, bound + 1)
             self.stats.failed_by_code[RESULT_LOST] += 1

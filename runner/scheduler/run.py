@@ -53,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JOB_NUM_EXCEED = "RequestLimitExceeded.JobNumExceed"
+CLIENT_CODES = "ClientError."  # codes the client makes up: the API itself did not answer
 
 
 class Scheduler:
@@ -183,7 +184,9 @@ class Scheduler:
 
     def _limit_reached(self) -> bool:
         s = self.settings
-        if s.max_jobs is not None and self.stats.calls >= s.max_jobs:
+        # Jobs, not calls: every call whose job did not go back to the queue is a job done,
+        # failed, or on its way there, so in-flight work cannot carry the run past the limit.
+        if s.max_jobs is not None and self.stats.calls - self.stats.returned >= s.max_jobs:
             return True
         return s.until is not None and utcnow() >= s.until
 
@@ -230,6 +233,7 @@ class Scheduler:
             await self._settle(job, outcome, lease)
         except LOCAL_FAULTS as exc:
             self._local_fault(exc)
+            self.stats.returned += 1
             with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
                 await self.store.release(job.id)  # uncharged; a rerun calls it again
         except anyio.get_cancelled_exc_class():
@@ -257,6 +261,8 @@ class Scheduler:
         """The one transition that records `outcome` for `job`."""
         if not (isinstance(outcome, Refused) and outcome.error.error_class is ErrorClass.OUTAGE):
             self._endpoint_answers()
+        if isinstance(outcome, Paid) or not outcome.error.code.startswith(CLIENT_CODES):
+            self.stats.answers += 1
         if isinstance(outcome, Refused):
             await self._settle_refused(job, outcome)
             return
@@ -314,6 +320,7 @@ class Scheduler:
         )
         match decision.action:
             case Action.BACKOFF | Action.RETRY | Action.OUTAGE:
+                self.stats.returned += 1
                 if decision.action is Action.RETRY:
                     log.info(
                         "Job %s: %s; retrying at %s", job.external_id, err, decision.not_before
@@ -337,6 +344,7 @@ class Scheduler:
                     event=event,
                 )
             case Action.WAIT | Action.HALT:
+                self.stats.returned += 1
                 await self.store.release(job.id, event=event)
 
     def _call_event(

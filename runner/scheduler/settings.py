@@ -38,7 +38,7 @@ class RunSettings:
     rsp_img_type: str = "url"
     batch: str | None = None
     until: datetime | None = None  # stop claiming at this moment
-    max_jobs: int | None = None  # stop claiming after this many API calls
+    max_jobs: int | None = None  # stop claiming once this many jobs are done or failed
     retry: RetryPolicy = RetryPolicy()
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
@@ -61,7 +61,9 @@ class RunStats:
     """What this run did; read by the progress display and the summary."""
 
     started: float = field(default_factory=time.monotonic)
-    calls: int = 0
+    calls: int = 0  # calls sent, whatever came of them
+    answers: int = 0  # ... that the API itself answered (a result or one of its error codes)
+    returned: int = 0  # ... whose job went back to the queue (throttled, retried, lost, ...)
     paid_calls: int = 0
     throttled: int = 0
     done: int = 0

@@ -88,8 +88,11 @@ class ApiSlots:
         new = max(1, self.effective // 2)
         if not self._warned:
             log.warning(
-                "The account is busy although this runner has %d of %d calls in flight: "
-                "someone else is using it. Lowering concurrency to %d.",
+                "The account is busy although this runner has %d of %d calls in flight. "
+                "Either --concurrency is above the account's ChangeClothes limit (1 unless you "
+                "bought more: see the console's resource packages), or another client uses "
+                "the account (the console's usage shows calls not made from here). Lowering "
+                "concurrency to %d.",
                 in_flight_at_send,
                 self.effective,
                 new,
