@@ -122,6 +122,7 @@ class Downloads:
             except JobStateError:
                 # Another runner on a shared queue finished it first: same result, same file.
                 log.debug("Job %s was already settled elsewhere", job.external_id)
+                self.stats.returned += 1  # not this run's job any more
                 return
             self.stats.done += 1
             self.stats.downloads += 1
@@ -140,6 +141,7 @@ class Downloads:
             )
         except JobStateError:
             log.debug("Job %s was already settled elsewhere", job.external_id)
+            self.stats.returned += 1  # not this run's job any more
             return
         if again:
             log.info("Result of %s is lost (%s): generating it again.", job.external_id, why)

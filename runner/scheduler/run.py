@@ -184,11 +184,16 @@ class Scheduler:
 
     def _limit_reached(self) -> bool:
         s = self.settings
-        # Jobs, not calls: every call whose job did not go back to the queue is a job done,
-        # failed, or on its way there, so in-flight work cannot carry the run past the limit.
-        if s.max_jobs is not None and self.stats.calls - self.stats.returned >= s.max_jobs:
+        if s.max_jobs is not None and self.stats.done + self.stats.failed >= s.max_jobs:
             return True
         return s.until is not None and utcnow() >= s.until
+
+    def _job_cap_reached(self) -> bool:
+        """--max-jobs counts jobs, not calls: every call whose job has not gone back to the
+        queue is a job done, failed or on its way there. While those could reach the limit,
+        no more are claimed; a throttled one going back makes room again."""
+        s = self.settings
+        return s.max_jobs is not None and self.stats.calls - self.stats.returned >= s.max_jobs
 
     # -- API calls -----------------------------------------------------------------------
 
@@ -198,6 +203,9 @@ class Scheduler:
             if self._limit_reached():
                 self.request_stop(StopReason.LIMIT)
                 break
+            if self._job_cap_reached():
+                await self._sleep_until_work()
+                continue
             # Claimed while the current call runs, so a freed slot is refilled at once.
             try:
                 job = await self.store.claim_next(utcnow(), settings.worker, settings.batch)
@@ -285,6 +293,7 @@ class Scheduler:
                 )
             except JobStateError:
                 log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
+                self.stats.returned += 1  # not this run's job any more
                 return
             finally:
                 self.journal.stored()
