@@ -109,7 +109,8 @@ def test_batch_option_exports_only_that_batch(tmp_path: Path) -> None:
     assert len(list(csv.DictReader(io.StringIO(invoke("--db", m.db).stdout)))) == 11
 
     result = CliRunner().invoke(cli, ["export", "--db", m.db, "--batch", "winter"])
-    assert result.exit_code == 2 and "no batch named 'winter'" in result.output
+    assert result.exit_code == 2 and "no batch named 'winter'" in result.stderr
+    assert result.stdout == "", "nothing, not even the header, before the error"
 
 
 @pytest.mark.anyio

@@ -153,3 +153,14 @@ def test_shell_completion_offers_commands_and_options(in_tmp: Path) -> None:
 
     assert complete("changeclothes ru") == ["run"]
     assert "--concurrency" in complete("changeclothes run --con")
+
+
+def test_report_looks_where_run_wrote(in_tmp: Path) -> None:
+    """`[run] out` is where the results are, so `report` reads them there too."""
+    (in_tmp / "changeclothes.toml").write_text('[run]\nout = "night"\n')
+    shown = _invoke(["config", "show", "report"]).output
+    assert re.search(r"out\s+night\b", shown), shown
+    (in_tmp / "changeclothes.toml").write_text(
+        '[run]\nout = "night"\n[report]\nout = "elsewhere"\n'
+    )
+    assert re.search(r"out\s+elsewhere\b", _invoke(["config", "show", "report"]).output)

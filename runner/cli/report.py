@@ -129,6 +129,11 @@ def _open_output(output: str) -> Iterator[IO[str]]:
         yield fh
 
 
+async def _check_batch(db: str, batch: str) -> None:
+    async with await open_store(db) as store, store.transaction() as conn:
+        await store.batch_id(conn, batch)
+
+
 @cli.command("export")
 @db_option
 @_batch_option
@@ -160,6 +165,8 @@ def export(db: str, batch: str | None, fmt: str | None, output: str) -> None:
     fmt = (fmt or _guess_format(output)).lower()
     if output != "-" and Path(output).is_dir():
         fail(f"--output {output} is a folder; give a file name")
+    if batch is not None:  # an unknown batch is an error before a single byte is written
+        run_store(lambda: _check_batch(db, batch))
 
     async def go(fh: IO[str]) -> int:
         count = 0

@@ -141,10 +141,18 @@ def _check_table(path: Path, name: str, command: click.Command, table: dict[str,
             raise _unknown(path, f"setting in [{name}]:", key, sorted(accepted))
 
 
+READS_RUN_OUT = frozenset({"report"})
+"""Commands whose --out defaults to the `[run]` table's `out`: they read what `run` wrote."""
+
+
 def defaults_for(settings: SettingsFile, name: str, command: click.Command) -> dict[str, Any]:
     """Click's `default_map` for one command: top-level keys it has an option for, then its
     `[name]` table (which wins). A group gets one nested map per subcommand."""
     flat = {k: v for k, v in settings.data.items() if not isinstance(v, dict)}
+    run_table = settings.data.get("run")
+    if name in READS_RUN_OUT and isinstance(run_table, dict) and "out" in run_table:
+        # `report` looks at the results where `run` wrote them.
+        flat.setdefault("out", run_table["out"])
     return _defaults(name, command, flat, settings.data.get(name))
 
 
