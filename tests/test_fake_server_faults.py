@@ -4,7 +4,6 @@ with the documented body, at the configured share of calls."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -50,12 +49,6 @@ DOCUMENTED = [
     "LimitExceeded",
     "UnsupportedRegion",
 ]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def test_every_documented_code_can_be_injected() -> None:

@@ -26,12 +26,6 @@ WIDTH, HEIGHT = MODEL.size
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[FakeServer]:
     async with serve_fake(FakeConfig(credentials=DEMO)) as server:
         yield server
