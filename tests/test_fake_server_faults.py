@@ -93,6 +93,7 @@ async def test_generation_failures_take_the_slot_and_the_time(
     assert stats["max_in_flight"] == 1
 
 
+@pytest.mark.timing
 async def test_gateway_faults_answer_at_once_without_a_slot(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 from runner.fake import serve_fake
 from tests.run_support import jobs_by_state, run, submit, write_manifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timing]
 
 LATENCY = 0.2
 
