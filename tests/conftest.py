@@ -13,7 +13,7 @@ import pytest
 from tests.seeding import choose_seed, replay_hint, run_seed, set_run_seed
 
 # Store and manifest fixtures (fresh SQLite/PostgreSQL queue databases): tests/store_fixtures.py
-pytest_plugins = ["tests.store_fixtures"]
+pytest_plugins = ["tests.store_fixtures", "pytester"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
