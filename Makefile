@@ -21,12 +21,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/changeclothes demo
 
+# Workers for `make test` (pytest-xdist): the tests mostly wait on servers and subprocesses.
+# TEST_WORKERS=0 runs them in one process. Tests that bound a duration (marker `timing`) run
+# afterwards on their own, so the other workers' load cannot slow them.
+TEST_WORKERS ?= 4
+PG_ENV = $(if $(PG_ANSWERS),CHANGECLOTHES_TEST_PG=$(PG_URL))
+
 test: $(STAMP)
-	$(if $(PG_ANSWERS),CHANGECLOTHES_TEST_PG=$(PG_URL)) $(BIN)/python -m pytest
+	$(PG_ENV) $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not timing"
+	$(PG_ENV) $(BIN)/python -m pytest -m timing
 
 # The crash and soak tests at full length (make test runs them in a short form).
 soak: $(STAMP)
-	$(if $(PG_ANSWERS),CHANGECLOTHES_TEST_PG=$(PG_URL)) CHANGECLOTHES_SOAK=long $(BIN)/python -m pytest -m soak
+	$(PG_ENV) CHANGECLOTHES_SOAK=long $(BIN)/python -m pytest -m soak
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 
-cli.load_all()  # type: ignore[attr-defined]
+cli.load_all()
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 CONTRACT = {

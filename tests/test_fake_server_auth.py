@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -17,12 +16,6 @@ from tests.fake_api import assert_error, assert_ok, call, host_of, sign, task
 pytestmark = pytest.mark.anyio
 
 DEMO = FakeCredentials.demo()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_properly_signed_call_succeeds(session: aiohttp.ClientSession) -> None:

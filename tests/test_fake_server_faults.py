@@ -4,7 +4,6 @@ with the documented body, at the configured share of calls."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -52,12 +51,6 @@ DOCUMENTED = [
 ]
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def test_every_documented_code_can_be_injected() -> None:
     assert set(DOCUMENTED) <= FAULT_CODES
     assert not any(code.startswith("ClientError.") for code in FAULT_CODES)
@@ -100,6 +93,7 @@ async def test_generation_failures_take_the_slot_and_the_time(
     assert stats["max_in_flight"] == 1
 
 
+@pytest.mark.timing
 async def test_gateway_faults_answer_at_once_without_a_slot(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,12 +17,6 @@ from tests.fake_api import Reply, assert_error, assert_ok, call, task
 pytestmark = pytest.mark.anyio
 
 DEMO = FakeCredentials.demo()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _burst(
@@ -58,6 +51,7 @@ async def test_second_task_while_one_runs_gets_job_num_exceed(
     assert stats["in_flight"] == 0
 
 
+@pytest.mark.timing
 async def test_bought_concurrency_runs_that_many_tasks_at_once(
     session: aiohttp.ClientSession,
 ) -> None:
@@ -157,6 +151,7 @@ def test_latency_distributions_keep_the_mean_and_replay_with_a_seed(dist: str) -
         assert statistics.pstdev(many) > 0.3
 
 
+@pytest.mark.timing
 async def test_latency_holds_the_slot_for_that_long(session: aiohttp.ClientSession) -> None:
     async with serve_fake(FakeConfig(credentials=DEMO, latency=0.3)) as server:
         started = time.monotonic()

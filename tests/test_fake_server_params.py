@@ -53,12 +53,6 @@ async def server(images_dir: Path) -> AsyncIterator[FakeServer]:
         yield server
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def _without(body: dict[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != name}
 

@@ -28,12 +28,6 @@ WIDTH, HEIGHT = MODEL.size
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[FakeServer]:
     async with serve_fake(FakeConfig(credentials=DEMO)) as server:
         yield server
@@ -174,6 +168,7 @@ async def test_custom_logo_is_drawn_at_logo_rect_instead_of_the_mark(
     assert ImageChops.difference(with_logo.crop(box), plain.crop(box)).getbbox() is None
 
 
+@pytest.mark.timing
 async def test_download_delay_slows_result_downloads(session: aiohttp.ClientSession) -> None:
     async with serve_fake(FakeConfig(credentials=DEMO, download_delay=0.5)) as server:
         started = time.monotonic()

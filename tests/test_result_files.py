@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,13 +12,15 @@ import pytest
 from PIL import Image
 
 from runner.scheduler import files
+from tests.seeding import run_seed
 
 pytestmark = pytest.mark.anyio
 
 
 def _png(side: int) -> bytes:
+    noise = random.Random(run_seed()).randbytes(side * side * 3)
     buffer = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    Image.frombytes("RGB", (side, side), noise).save(buffer, "PNG")
     return buffer.getvalue()
 
 

@@ -8,67 +8,59 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import Process
 from PIL import Image
 
 from runner.fake import FakeServer, serve_fake
 from runner.store import open_store
 from tests.run_support import all_jobs, submit, write_manifest
+from tests.subprocess_support import (
+    calls_arrived,
+    jobs_done,
+    runner_command,
+    runner_env,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.soak]
 
 LONG = os.environ.get("CHANGECLOTHES_SOAK") == "long"
 
 
-def runner_command(db: str, out: Path, server: FakeServer, concurrency: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "runner",
-        "run",
-        "--db",
-        db,
-        "--out",
-        str(out),
-        "--endpoint",
-        server.url,
-        "--concurrency",
-        str(concurrency),
-        "--retry-delay",
-        "0.05",
-        "--backoff-base",
-        "0.05",
-        "--backoff-cap",
-        "0.3",
-    ]
+async def _kill_point(
+    rng: random.Random, db: str, server: FakeServer, process: Process, last: bool
+) -> None:
+    """Wait for the event this kill follows: a new call arriving at the fake (the kill lands
+    mid-call), or a few more results recorded (mid-run, with work done). A short random
+    pause after it varies the moment: mid-download, mid-write, between claims."""
+    if rng.random() < 0.5 and not last:
+        arrived = calls_arrived(server)
+        await wait_until(lambda: calls_arrived(server) > arrived, "a new call arrived", process)
+    else:
+        target = jobs_done(db) + rng.randint(1, 4)
+        await wait_until(lambda: jobs_done(db) >= target, f"{target} results recorded", process)
+    await anyio.sleep(rng.uniform(0, 0.15))
 
 
-def runner_env(server: FakeServer) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TENCENTCLOUD_SECRET_ID"] = server.credentials.secret_id
-    env["TENCENTCLOUD_SECRET_KEY"] = server.credentials.secret_key
-    env.pop("TENCENTCLOUD_SESSION_TOKEN", None)
-    return env
-
-
-async def test_sigkill_at_random_moments_then_rerun_finishes_everything(tmp_path: Path) -> None:
+async def test_sigkill_at_random_moments_then_rerun_finishes_everything(
+    tmp_path: Path, rng: random.Random
+) -> None:
     kills, count, concurrency = (20, 300, 2) if LONG else (5, 60, 2)
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     db = str(tmp_path / "queue.db")
     out = tmp_path / "out"
     async with serve_fake(concurrency=concurrency, latency=0.2, seed=11) as server:
         await submit(db, write_manifest(tmp_path / "m.csv", count), server.url + "/")
         command = runner_command(db, out, server, concurrency)
         env = runner_env(server)
-        for _ in range(kills):
+        for kill in range(kills):
             process = await anyio.open_process(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            await anyio.sleep(rng.uniform(0.6, 1.8))
+            await _kill_point(rng, db, server, process, last=kill == kills - 1)
             assert process.returncode is None, "the run ended before it was killed"
             process.send_signal(signal.SIGKILL)
             await process.wait()

@@ -107,6 +107,7 @@ async def test_base64_results_are_written_at_once(tmp_path: Path) -> None:
     assert all(Path(j["output_path"]).is_file() for j in jobs)
 
 
+@pytest.mark.timing
 async def test_service_still_activating_pauses_then_halts_after_the_bound(tmp_path: Path) -> None:
     db = str(tmp_path / "queue.db")
     async with serve_fake(faults={"ResourceUnavailable.Delivering": 1.0}, seed=5) as server:

@@ -12,15 +12,15 @@ import pytest
 
 from runner.fake import serve_fake
 from tests.run_support import all_jobs, submit, write_manifest
-from tests.test_run_crash import runner_command, runner_env
+from tests.subprocess_support import (
+    EVENT_TIMEOUT,
+    read_until,
+    runner_command,
+    runner_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-async def _wait_for_calls(server_stats: object, minimum: int) -> None:
-    with anyio.fail_after(30):
-        while server_stats().get("OK", 0) < minimum:  # type: ignore[operator]
-            await anyio.sleep(0.05)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -33,11 +33,11 @@ async def test_one_signal_finishes_in_flight_work_and_exits_130(
         await submit(db, write_manifest(tmp_path / "m.csv", 20), server.url + "/")
         command, env = runner_command(db, out, server, 2), runner_env(server)
         process = await anyio.open_process(command, env=env, stderr=subprocess.PIPE)
-        await _wait_for_calls(lambda: server.stats()["calls"], 2)
-        await anyio.sleep(0.1)  # the next calls are in flight now
-        assert server.stats()["in_flight"] > 0
+        # Two calls paid, and the next ones already at the fake: there is work in flight.
+        await wait_until(lambda: server.stats()["calls"].get("OK", 0) >= 2, "2 paid calls", process)
+        await wait_until(lambda: server.stats()["in_flight"] > 0, "a call in flight", process)
         process.send_signal(signum)
-        with anyio.fail_after(20):
+        with anyio.fail_after(EVENT_TIMEOUT):
             await process.wait()
         assert process.returncode == 130
         paid_before_rerun = server.stats()["calls"]["OK"]
@@ -56,19 +56,21 @@ async def test_one_signal_finishes_in_flight_work_and_exits_130(
 async def test_second_signal_abandons_safely(tmp_path: Path) -> None:
     db = str(tmp_path / "queue.db")
     out = tmp_path / "out"
-    async with serve_fake(concurrency=1, latency=2.0, seed=1) as server:
-        await submit(db, write_manifest(tmp_path / "m.csv", 3), server.url + "/")
+    # One job whose call takes 5 s: the runner must be gone long before it is answered.
+    async with serve_fake(concurrency=1, latency=5.0, seed=1) as server:
+        await submit(db, write_manifest(tmp_path / "m.csv", 1), server.url + "/")
         command, env = runner_command(db, out, server, 1), runner_env(server)
         process = await anyio.open_process(command, env=env, stderr=subprocess.PIPE)
-        with anyio.fail_after(30):
-            while server.stats()["in_flight"] == 0:
-                await anyio.sleep(0.05)
+        await wait_until(lambda: server.stats()["in_flight"] > 0, "a call in flight", process)
         process.send_signal(signal.SIGINT)
-        await anyio.sleep(0.2)
+        assert process.stderr is not None
+        await read_until(process.stderr, "Press Ctrl-C again", "the first signal's notice")
         process.send_signal(signal.SIGINT)
-        with anyio.fail_after(5):
-            await process.wait()  # did not wait for the 2-second call
+        with anyio.fail_after(EVENT_TIMEOUT):
+            await process.wait()
         assert process.returncode == 130
+        stats = server.stats()
+        assert stats["in_flight"] == 1 and not stats["calls"], "it did not wait for the call"
         states = {j["state"] for j in await all_jobs(db)}
         assert states == {"queued"}, "the abandoned call's job went back to the queue"
         rerun = await anyio.run_process(command, env=env, check=False)

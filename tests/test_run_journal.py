@@ -12,7 +12,7 @@ from runner.api.client import ChangeClothesClient, http_session
 from runner.fake import serve_fake
 from runner.scheduler.journal import PaidJournal, orphaned_entries
 from runner.scheduler.run import utcnow
-from runner.store import Event, open_store
+from runner.store import Event, EventKind, open_store
 from tests.run_support import all_jobs, credentials_of, run, submit, write_manifest
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +36,7 @@ async def test_journaled_result_of_a_killed_run_is_replayed(tmp_path: Path) -> N
             )
             result = await client.change_clothes(job.to_request("url"))
         journal = PaidJournal(out, "dead-worker")
-        event = Event("call", job_id=job.id, batch_id=job.batch_id, code="OK", attempt=1)
+        event = Event(EventKind.CALL, job_id=job.id, batch_id=job.batch_id, code="OK", attempt=1)
         journal.append(
             job.id,
             result.result_image,

@@ -90,7 +90,7 @@ def _options(command: click.Command) -> list[tuple[click.Command, click.Option]]
 
 
 def test_every_option_has_a_variable_in_help_and_in_the_readme() -> None:
-    cli.load_all()  # type: ignore[attr-defined]
+    cli.load_all()
     settings = README.split("### Settings", 1)[1].split("\n### ", 1)[0]
     options = _options(cli)
     assert len(options) > 40

@@ -39,11 +39,11 @@ def sdk_authorization(
     import tencentcloud.common.abstract_client as module
 
     real_time = module.time.time
-    module.time.time = lambda: ts  # type: ignore[assignment]
+    module.time.time = lambda: ts
     try:
         client._build_req_with_tc3_signature("ChangeClothes", params, req, None)
     finally:
-        module.time.time = real_time  # type: ignore[assignment]
+        module.time.time = real_time
     body = req.data if isinstance(req.data, bytes) else req.data.encode("utf-8")
     return req.header["Authorization"], body
 

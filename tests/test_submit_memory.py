@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 ROWS = 200_000
 LIMIT_MB = 150
@@ -60,6 +62,7 @@ def measure(*args: str | Path) -> dict[str, object]:
     return json.loads(out.stdout)
 
 
+@pytest.mark.timing  # and its own share of memory and CPU: it runs alone
 def test_200k_rows_submit_in_flat_memory_and_resubmit_adds_nothing(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     small = measure(
