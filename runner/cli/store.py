@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import anyio
 import click
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.cli.main import cli
@@ -35,16 +36,20 @@ def run_store(fn: Callable[[], Awaitable[T]]) -> T:
     except SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         fail(f"queue database error: {str(detail).splitlines()[0]}")
-    except ValueError as exc:  # a malformed --db URL
+
+
+def check_db_url(db: str) -> URL:
+    """The --db value as a URL; a malformed one is a usage error that names --db (and only
+    this check does: a ValueError from elsewhere is not blamed on --db)."""
+    try:
+        return database_url(db)
+    except ValueError as exc:  # ArgumentError is a ValueError too
         fail(f"--db: {exc}")
 
 
 def _require_existing(db: str) -> None:
     """Commands that only read must not create an empty SQLite file by mistake."""
-    try:
-        url = database_url(db)
-    except ValueError as exc:  # ArgumentError is a ValueError too
-        fail(f"--db: {exc}")
+    url = check_db_url(db)
     if url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
         fail(f"no queue database at {url.database}; submit a manifest first (or check --db)")
 
@@ -69,6 +74,7 @@ def db_upgrade(db: str) -> None:
             await store.upgrade()
             return before, await store.revision()
 
+    check_db_url(db)
     before, after = run_store(go)
     where = display_url(database_url(db))
     if before == after:

@@ -12,7 +12,7 @@ import click
 from runner.cli.main import cli
 from runner.cli.options import db_option
 from runner.cli.stdin import manifest_file
-from runner.cli.store import fail, run_store
+from runner.cli.store import check_db_url, fail, run_store
 from runner.manifest import FORMATS, ManifestFormatError, Problem, validate_manifest
 from runner.store import open_store
 from runner.store.submit import Progress, SubmitResult, submit_manifest
@@ -172,6 +172,7 @@ def _submit(
                 progress=progress,
             )
 
+    check_db_url(db)
     try:
         with _progress_bar(sys.stdout.isatty()) as progress:
             result = run_store(lambda: go(progress))
