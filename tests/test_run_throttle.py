@@ -45,6 +45,6 @@ async def test_someone_else_on_the_account_lowers_concurrency(
     assert result.exit_code == 0
     assert stats["calls"]["OK"] == 12
     assert stats["max_in_flight"] == 1
-    warnings = [r for r in caplog.records if "someone else is using it" in r.getMessage()]
+    warnings = [r for r in caplog.records if "another client uses the account" in r.getMessage()]
     assert len(warnings) == 1, "said once, not on every busy answer"
     assert all(j["attempts"] == 0 for j in await all_jobs(db))
