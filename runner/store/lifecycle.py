@@ -133,7 +133,7 @@ TRANSITIONS: Mapping[str, Transition] = {
                followers="linked_done"),
     # Given up on: a bad row, attempts exhausted, or a result that never came.
     "fail": _t({Q, S, G}, F, None, {"claimed_by": None}, followers="linked_fail"),
-    # Try again later (throttled: uncharged; transient: charged), or a result that won't download.
+    # Try again later: throttled or the endpoint down (uncharged), a transient error (charged).
     "requeue": _t({S, G}, Q, None, QUEUED_RESET),
     # A halt or an interrupt hands the claimed job back untouched.
     "release": _t({S}, Q, None, QUEUED_RESET),
