@@ -24,7 +24,8 @@ from runner.store.jobs import Job
 from runner.store.lifecycle import JobState
 from runner.store.models import batches, jobs
 
-_JOB_COLUMNS = tuple(jobs.c)
+JOB_COLUMNS = tuple(jobs.c)
+"""Every column of `jobs`, in the order a `Job` is built from."""
 
 
 class StoreBase:
@@ -132,7 +133,7 @@ class StoreBase:
         return self._batch_names[batch_id]
 
     async def _job(self, conn: AsyncConnection, row: RowMapping | Mapping[str, Any]) -> Job:
-        values = {c.name: row[c.name] for c in _JOB_COLUMNS}
+        values = {c.name: row[c.name] for c in JOB_COLUMNS}
         values["state"] = JobState(values["state"])
         values["options"] = dict(values["options"] or {})
         return Job(batch_name=await self._batch_name(conn, values["batch_id"]), **values)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.clock import utcnow
-from runner.store.base import _JOB_COLUMNS, StoreBase
+from runner.store.base import JOB_COLUMNS, StoreBase
 from runner.store.database import create_engine, database_url, display_url, migrate
 from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
@@ -105,7 +105,7 @@ class Store(StoreBase):
                 now,
                 where=jobs.c.id == pick.scalar_subquery(),
                 values={"claimed_by": worker, "claimed_at": now},
-                returning=_JOB_COLUMNS,
+                returning=JOB_COLUMNS,
             )
             return await self._job(conn, claimed.rows[0]) if claimed else None
 
@@ -437,4 +437,4 @@ async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     return Store(engine, url)
 
 
-__all__ = ["STALE_CLAIM_AFTER", "EventSummary", "Store", "open_store", "_JOB_COLUMNS"]
+__all__ = ["STALE_CLAIM_AFTER", "EventSummary", "Store", "open_store"]
