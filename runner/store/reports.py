@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runner.api.errors import ErrorClass
 from runner.clock import utcnow
 from runner.store.lifecycle import WORK_STATES, EventKind, JobState
-from runner.store.models import batches, events, jobs
+from runner.store.models import batches, events, invalid_rows, jobs
 from runner.store.queue import Store
 
 ROW_LIMIT = 1000
@@ -316,6 +316,53 @@ async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> lis
         ResultImage(r.external_id, r.output_path, r.bytes, r.finished_at)
         for r in await conn.execute(query)
     ]
+
+
+# -- invalid rows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """A manifest row a submit skipped as invalid, with its reasons."""
+
+    batch: str
+    line: int
+    id: str | None
+    problems: str
+
+
+async def invalid_rows_of(
+    store: Store, batch: str | None = None, *, limit: int | None = None
+) -> tuple[list[InvalidRow], dict[str, int]]:
+    """The recorded invalid rows (the first `limit`, by batch and line) and how many each
+    batch has. Raises UnknownBatchError for an unknown batch name."""
+    async with store.transaction() as conn:
+        where: sa.ColumnElement[bool] = sa.true()
+        if batch is not None:
+            where = invalid_rows.c.batch_id == await store.batch_id(conn, batch)
+        joined = invalid_rows.join(batches, batches.c.id == invalid_rows.c.batch_id)
+        counted = (
+            sa.select(batches.c.name, sa.func.count())
+            .select_from(joined)
+            .where(where)
+            .group_by(batches.c.name)
+        )
+        counts = {name: int(n) for name, n in await conn.execute(counted)}
+        query = (
+            sa.select(
+                batches.c.name,
+                invalid_rows.c.line,
+                invalid_rows.c.external_id,
+                invalid_rows.c.problems,
+            )
+            .select_from(joined)
+            .where(where)
+            .order_by(invalid_rows.c.batch_id, invalid_rows.c.line)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        rows = [InvalidRow(*r) for r in await conn.execute(query)]
+    return rows, counts
 
 
 # -- export ------------------------------------------------------------------------------------
