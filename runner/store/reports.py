@@ -12,7 +12,7 @@ is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -368,10 +368,20 @@ async def invalid_rows_of(
 # -- export ------------------------------------------------------------------------------------
 
 
+INVALID_STATE = "invalid"
+"""The export's state for a manifest row a submit skipped (it never became a job)."""
+
+
 async def iter_export_rows(
-    store: Store, batch: str | None = None, *, chunk: int = EXPORT_CHUNK
+    store: Store,
+    batch: str | None = None,
+    *,
+    states: Sequence[str] = (),
+    chunk: int = EXPORT_CHUNK,
 ) -> AsyncIterator[dict[str, Any]]:
-    """One dict per job (keys `EXPORT_COLUMNS`), in job order, for every batch or `batch`.
+    """One dict per job (keys `EXPORT_COLUMNS` and `options`), in job order, for every batch
+    or `batch`, only in `states` when given; then the recorded invalid rows (state
+    `invalid`, the line and problems as the message) when `states` is empty or names it.
 
     Jobs are read `chunk` at a time, each chunk in its own short read transaction, and no
     connection is held while the caller handles the rows: memory stays flat at any size and a
@@ -381,6 +391,9 @@ async def iter_export_rows(
     if batch is not None:
         async with store.transaction() as conn:
             where = jobs.c.batch_id == await store.batch_id(conn, batch)
+    job_states = [s for s in states if s != INVALID_STATE]
+    if states:
+        where = sa.and_(where, jobs.c.state.in_(job_states))
     query = (
         sa.select(
             jobs.c.id.label("job_pk"),
@@ -398,6 +411,7 @@ async def iter_export_rows(
             jobs.c.bytes,
             jobs.c.request_id,
             jobs.c.finished_at,
+            jobs.c.options,
         )
         .select_from(jobs.join(batches, batches.c.id == jobs.c.batch_id))
         .order_by(jobs.c.id)
@@ -408,7 +422,19 @@ async def iter_export_rows(
         async with store.transaction() as conn:
             rows = (await conn.execute(query.where(where, jobs.c.id > last))).mappings().all()
         for row in rows:
-            yield {name: row[name] for name in EXPORT_COLUMNS}
+            yield {name: row[name] for name in (*EXPORT_COLUMNS, "options")}
         if len(rows) < chunk:
-            return
+            break
         last = rows[-1]["job_pk"]
+    if states and INVALID_STATE not in states:
+        return
+    invalid, _ = await invalid_rows_of(store, batch)
+    for bad in invalid:
+        yield {
+            **dict.fromkeys(EXPORT_COLUMNS),
+            "batch": bad.batch,
+            "id": bad.id,
+            "state": INVALID_STATE,
+            "last_error_message": f"line {bad.line}: {bad.problems}",
+            "options": {},
+        }
