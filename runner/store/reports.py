@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.api.errors import ErrorClass
 from runner.clock import utcnow
+from runner.store.images import cached_checks
 from runner.store.lifecycle import WORK_STATES, EventKind, JobState
 from runner.store.models import batches, events, invalid_rows, jobs
 from runner.store.queue import Store
@@ -29,8 +30,8 @@ from runner.store.queue import Store
 ROW_LIMIT = 1000
 """Failed and unfinished jobs listed per batch in a report (the export has them all)."""
 
-GALLERY_LIMIT = 500
-"""Done results shown per batch in a report's gallery."""
+GALLERY_LIMIT = 10_000
+"""Jobs shown per batch in a report's review sheet (and done results in its gallery data)."""
 
 EXPORT_CHUNK = 2000
 """Jobs read per query by `iter_export_rows`."""
@@ -84,6 +85,20 @@ class ResultImage:
 
 
 @dataclass(frozen=True)
+class SheetJob:
+    """One job of the review sheet: its inputs, its state and, when done, its result file."""
+
+    id: str
+    state: str
+    clothes_type: str
+    model_url: str
+    clothes_url: str
+    code: str | None
+    message: str | None
+    output_path: str | None
+
+
+@dataclass(frozen=True)
 class BatchReport:
     name: str
     submitted_at: datetime | None
@@ -100,6 +115,9 @@ class BatchReport:
     failed: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by code
     unfinished: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by id
     gallery: list[ResultImage] = field(default_factory=list)  # the first `GALLERY_LIMIT`
+    sheet: list[SheetJob] = field(default_factory=list)  # the first `GALLERY_LIMIT`, by id
+    invalid: list[InvalidRow] = field(default_factory=list)  # rows a submit skipped
+    invalid_total: int = 0
 
     @property
     def total(self) -> int:
@@ -140,6 +158,7 @@ class ReportData:
     batches: list[BatchReport]
     row_limit: int = ROW_LIMIT
     gallery_limit: int = GALLERY_LIMIT
+    thumbnails: dict[str, bytes] = field(default_factory=dict)  # input URL -> cached thumbnail
 
 
 async def report_data(
@@ -154,6 +173,7 @@ async def report_data(
     Raises UnknownBatchError for a batch name that does not exist.
     """
     counts = await store.counts(batch)
+    invalid, invalid_counts = await invalid_rows_of(store, batch, limit=row_limit)
     async with store.transaction() as conn:
         query = sa.select(batches.c.id, batches.c.name, batches.c.submitted_at).order_by(
             batches.c.id
@@ -173,15 +193,21 @@ async def report_data(
                     failed=await _failed_jobs(conn, row.id, row_limit),
                     unfinished=await _unfinished_jobs(conn, row.id, row_limit),
                     gallery=await _done_results(conn, row.id, gallery_limit),
+                    sheet=await _sheet_jobs(conn, row.id, gallery_limit),
+                    invalid=[r for r in invalid if r.batch == row.name],
+                    invalid_total=invalid_counts.get(row.name, 0),
                     **activity.get(row.id, {}),
                 )
             )
+    urls = {u for b in reports for j in b.sheet for u in (j.model_url, j.clothes_url)}
+    checks = await cached_checks(store, urls)
     return ReportData(
         generated_at=utcnow(),
         database=store.url_for_display,
         batches=reports,
         row_limit=row_limit,
         gallery_limit=gallery_limit,
+        thumbnails={u: c.thumbnail for u, c in checks.items() if c.thumbnail},
     )
 
 
@@ -297,6 +323,27 @@ async def _unfinished_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> 
         .limit(limit)
     )
     return [_job_line(r) for r in await conn.execute(query)]
+
+
+async def _sheet_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list[SheetJob]:
+    if limit <= 0:
+        return []
+    query = (
+        sa.select(
+            jobs.c.external_id,
+            jobs.c.state,
+            jobs.c.clothes_type,
+            jobs.c.model_url,
+            jobs.c.clothes_url,
+            jobs.c.last_error_code,
+            jobs.c.last_error_message,
+            jobs.c.output_path,
+        )
+        .where(jobs.c.batch_id == batch_id)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [SheetJob(*r) for r in await conn.execute(query)]
 
 
 async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> list[ResultImage]:
