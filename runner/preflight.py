@@ -181,6 +181,16 @@ async def preflight_manifest(
     return result
 
 
+async def fetch_thumbnails(
+    store: Store, urls: Iterable[str], concurrency: int = CONCURRENCY
+) -> dict[str, bytes]:
+    """Check the `urls` (none of them cached yet) and keep the verdicts; returns the
+    thumbnails of those that are images."""
+    fresh = await check_images(urls, concurrency)
+    await save_checks(store, fresh)
+    return {c.url: c.thumbnail for c in fresh if c.thumbnail}
+
+
 def refused_lines(verdicts: Sequence[RowVerdict]) -> dict[int, str]:
     """{line: its problems in one message}, for a submit to skip those rows."""
     return {v.line: "; ".join(v.problems) for v in verdicts}

@@ -39,7 +39,7 @@ _CLASS_HINTS = {
     ErrorClass.CLOCK: "This machine's clock is off; the runner corrects it by itself.",
     ErrorClass.TRANSIENT: "A passing fault of the service: `changeclothes retry --code {code}`.",
     ErrorClass.BAD_ROW: "The service refused this row's images or values: fix the row "
-    "(or the image at its URL) and submit it again.",
+    "(or the image at its URL) and submit it again with --replace.",
     ErrorClass.HALT: "An account-level problem.",
     ErrorClass.WAIT: "The service was still being activated.",
     ErrorClass.OUTAGE: "The endpoint could not be reached: check the network, then rerun.",

@@ -152,8 +152,7 @@ def sheet_section(index: int, b: BatchReport, data: dict[str, object]) -> str:
             "<th>job</th></tr></thead><tbody></tbody></table>",
             "<noscript><p>The review sheet needs JavaScript; the tables above list the "
             "failed and unfinished jobs.</p></noscript>",
-            f'<script type="application/json" class="sheet-data">{_json_for_script(data)}'
-            "</script>",
+            f'<script type="application/json" class="sheet-data">{_json_for_script(data)}</script>',
             "</section>",
         ]
     )
@@ -212,9 +211,9 @@ SCRIPT = """
           el.textContent = text;
           job.appendChild(el);
         }
-        const result = r.missing ? "result file missing" :
-          (r.state === "done" ? "no thumbnail" : "no result yet");
-        tr.append(thumb(r.model, "model not fetched"), thumb(r.clothes, "garment not fetched"),
+        const result = r.missing ? "result file missing" : r.state === "done" ? "no thumbnail" :
+          ["failed", "cancelled"].includes(r.state) ? "no result" : "no result yet";
+        tr.append(thumb(r.model, "no model thumbnail"), thumb(r.clothes, "no garment thumbnail"),
                   thumb(r.result, result, r.href), job);
         return tr;
       }));

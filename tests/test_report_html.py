@@ -84,7 +84,6 @@ class Page(HTMLParser):
         if self._cell is not None:
             self._cell.append(data)
 
-
     @property
     def result_links(self) -> list[str]:
         """The review sheets' links to full-size results (relative to the report)."""

@@ -19,6 +19,8 @@ from runner.atomic import atomic_text_file
 from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
+from runner.export_rows import MANIFEST_COLUMNS, manifest_row, safe_cell
+from runner.preflight import fetch_thumbnails
 from runner.report import DEFAULT_NAME, write_report
 from runner.store import (
     JobSelection,
@@ -29,11 +31,10 @@ from runner.store import (
     open_store,
     retry_failed,
 )
-from runner.export_rows import MANIFEST_COLUMNS, manifest_row, safe_cell
 from runner.store.reports import (
     EXPORT_COLUMNS,
-    INVALID_STATE,
     GALLERY_LIMIT,
+    INVALID_STATE,
     ReportData,
     iter_export_rows,
     report_data,
@@ -81,22 +82,47 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     default=GALLERY_LIMIT,
     show_default=True,
     type=click.IntRange(0),
-    help="Result thumbnails shown per batch (0: no gallery).",
+    help="Jobs shown per batch in the review sheet, with their thumbnails (0: no sheet).",
 )
-def report(db: str, out: str, batch: str | None, output: Path | None, gallery_limit: int) -> None:
+@click.option(
+    "--no-fetch",
+    is_flag=True,
+    help="Do not fetch input images the preflight has not cached: the sheet shows no "
+    "thumbnail for them.",
+)
+def report(
+    db: str,
+    out: str,
+    batch: str | None,
+    output: Path | None,
+    gallery_limit: int,
+    no_fetch: bool,
+) -> None:
     """Write one self-contained HTML page on the queue: what happened, what to do next.
 
     Per batch: jobs per state; paid calls, throttled answers, failed calls by code,
     re-generations after expired result URLs and total API time; the failed jobs with their
     code, message, attempts and what to do; the jobs not finished yet with their last error;
-    and a gallery of the results, linked by paths relative to the report (so keep the report
-    beside the results folder, or move both together). No network, no JavaScript.
+    the rows a submit skipped as invalid; and the review sheet: per job, model | garment |
+    result thumbnails side by side with id, clothes type, state and, for a failure, code,
+    message and what to do, filtered by state and clothes type, a page at a time.
+
+    Thumbnails are embedded, so the file alone can be mailed; links to the full-size
+    results are relative to the report (keep it beside the results folder). Input images
+    the preflight has not cached are fetched once (and cached) unless --no-fetch.
     """
     _require_existing(db)
 
     async def go() -> ReportData:
         async with await open_store(db) as store:
-            return await report_data(store, batch, gallery_limit=gallery_limit)
+            data = await report_data(store, batch, gallery_limit=gallery_limit)
+            if no_fetch:
+                return data
+            urls = {u for b in data.batches for j in b.sheet for u in (j.model_url, j.clothes_url)}
+            missing = urls - data.thumbnails.keys()
+            if missing:  # not checked yet (no --check-images): the reviewer needs them
+                data.thumbnails.update(await fetch_thumbnails(store, sorted(missing)))
+            return data
 
     data = run_store(go)
     path = output if output is not None else Path(out) / DEFAULT_NAME
@@ -324,9 +350,7 @@ def retry(
             regenerated = Moved(dry_run=dry_run)
             if chosen:
                 selection = JobSelection(batch, (), chosen)
-                regenerated = await move_selected(
-                    store, "regenerate", selection, dry_run=dry_run
-                )
+                regenerated = await move_selected(store, "regenerate", selection, dry_run=dry_run)
             return result, regenerated
 
     result, regenerated = run_store(go)
