@@ -20,9 +20,10 @@ from runner.cli.options import (
     db_option,
     endpoint_options,
     out_option,
+    price_option,
     resolve_endpoint,
 )
-from runner.cli.store import _require_existing
+from runner.cli.store import _require_existing, run_store
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
 from runner.progress import format_summary
@@ -34,7 +35,8 @@ from runner.scheduler.settings import (
     EXIT_LOCAL_FAULT,
     EXIT_UNEXPECTED,
 )
-from runner.store import StoreError
+from runner.store import StoreError, open_store
+from runner.store.estimate import Estimate, estimate
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def report_result(result: RunResult, console: Console) -> None:
     elif result.reason is StopReason.INTERRUPTED:
         console.print("Interrupted: state saved. Run the same command again to resume.")
     elif result.reason is StopReason.LIMIT:
-        console.print("Stopped at --until/--max-jobs. Run again to continue.")
+        console.print("Stopped at --until/--max-jobs/--max-paid. Run again to continue.")
 
 
 @cli.command("run")
@@ -105,6 +107,20 @@ def report_result(result: RunResult, console: Console) -> None:
 @click.option(
     "--max-jobs", default=None, type=click.IntRange(1), help="Stop after this many API calls."
 )
+@click.option(
+    "--max-paid",
+    default=None,
+    type=click.IntRange(1),
+    help="Stop claiming once this many calls were paid for (calls in flight counted, so "
+    "never more): a budget for the night. Exit 4 when work is left.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only print the estimate (paid calls needed, time at --concurrency, cost with "
+    "--price) and exit; no credentials needed, no call made.",
+)
+@price_option
 @click.option(
     "--download-workers",
     default=4,
@@ -196,6 +212,9 @@ def run_command(
     batch: str | None,
     until: str | None,
     max_jobs: int | None,
+    max_paid: int | None,
+    dry_run: bool,
+    price: float | None,
     download_workers: int,
     max_attempts: int,
     retry_delay: float,
@@ -214,10 +233,13 @@ def run_command(
     SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done
     (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
     an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
-    --until/--max-jobs with work left, 5 a fault of this machine (disk full, folder not
+    --until/--max-jobs/--max-paid with work left, 5 a fault of this machine (disk full, folder not
     writable, database unusable), 6 an unexpected error, 130 interrupted.
     """
     _require_existing(db)
+    if dry_run:
+        print_estimate(db, batch, concurrency, price)
+        return
     try:
         credentials = load_credentials(profile)
     except CredentialsError as exc:
@@ -231,6 +253,7 @@ def run_command(
         batch=batch,
         until=parse_until(until),
         max_jobs=max_jobs,
+        max_paid=max_paid,
         retry=RetryPolicy(max_attempts=max_attempts, retry_delay=retry_delay),
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
@@ -257,6 +280,16 @@ def run_command(
         exit_for(caught)
     report_result(result, Console())
     sys.exit(result.exit_code)
+
+
+def print_estimate(db: str, batch: str | None, concurrency: int, price: float | None) -> None:
+    async def go() -> Estimate:
+        async with await open_store(db) as store:
+            return await estimate(store, batch)
+
+    scope = f"for batch {batch!r}" if batch is not None else "for the whole queue"
+    for line in run_store(go).lines(concurrency, price, scope):
+        click.echo(line)
 
 
 def exit_for(caught: BaseException) -> NoReturn:

@@ -10,13 +10,14 @@ from pathlib import Path
 import click
 
 from runner.cli.main import cli
-from runner.cli.options import db_option
+from runner.cli.options import db_option, price_option
 from runner.cli.stdin import manifest_file
 from runner.cli.store import fail, run_store
 from runner.manifest import FORMATS, MAX_PROBLEMS, ManifestFormatError, Problem, validate_manifest
 from runner.preflight import Preflight, preflight_manifest, refused_lines
 from runner.store import open_store
 from runner.store.database import database_url
+from runner.store.estimate import estimate
 from runner.store.submit import Progress, SubmitResult, submit_manifest
 
 EXIT_INVALID = 1
@@ -135,6 +136,15 @@ def _summary(result: SubmitResult, manifest: Path) -> list[str]:
     help="First fetch every input image (as `validate` does, no API call); rows the API "
     "would refuse are invalid rows.",
 )
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    envvar="CHANGECLOTHES_CONCURRENCY",
+    type=click.IntRange(1, 256),
+    help="The concurrency `run` will use: the estimate's time assumes it.",
+)
+@price_option
 @db_option
 def submit(
     manifest: Path,
@@ -145,6 +155,8 @@ def submit(
     force: bool,
     replace: bool,
     check_images: bool,
+    concurrency: int,
+    price: float | None,
     db: str,
 ) -> None:
     """Queue every row of MANIFEST (CSV or JSONL) as a job in the queue database.
@@ -158,7 +170,9 @@ def submit(
     listed with its line number. Submitting the same manifest again queues nothing new;
     a changed one adds only the ids the batch does not have yet (with --replace, changed
     rows replace their jobs). Rows skipped as invalid are recorded with their reasons for
-    `status`, `export` and `report`.
+    `status`, `export` and `report`. Then the batch's estimate: paid calls still needed,
+    the time at --concurrency (from the median API time of past calls in this database,
+    else 20 s a call) and, with --price, the cost.
 
     MANIFEST `-` reads stdin (then --batch is required; the format is sniffed unless
     --format is given).
@@ -172,7 +186,15 @@ def submit(
         refused: dict[int, str] = {}
         if check_images:
             refused = _check_before_submit(path, base_url, fmt, db, skip_invalid)
-        _submit(path, batch, base_url, fmt, skip_invalid, force, replace, refused, db)
+        name = _submit(path, batch, base_url, fmt, skip_invalid, force, replace, refused, db)
+        for line in run_store(lambda: _estimate_lines(db, name, concurrency, price)):
+            click.echo(line)
+
+
+async def _estimate_lines(db: str, batch: str, concurrency: int, price: float | None) -> list[str]:
+    async with await open_store(db) as store:
+        found = await estimate(store, batch)
+    return found.lines(concurrency, price, f"for batch {batch!r}")
 
 
 def _check_before_submit(
@@ -203,7 +225,8 @@ def _submit(
     replace: bool,
     refused: dict[int, str],
     db: str,
-) -> None:
+) -> str:
+    """Submit; prints the summary and returns the batch's name (exits on a refusal)."""
 
     async def go(progress: Progress | None) -> SubmitResult:
         async with await open_store(db) as store:
@@ -241,6 +264,7 @@ def _submit(
     if result.invalid:
         click.echo(f"Skipped {result.invalid} invalid rows:", err=True)
         _print_problems(result.problems, result.invalid)
+    return result.batch
 
 
 def _db_if_present(db: str) -> str | None:
