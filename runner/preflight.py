@@ -34,7 +34,7 @@ THUMB_SIDE = 160
 MAX_PROBLEMS = 50
 
 
-def _inspect(url: str, data: bytes) -> ImageCheck:
+def inspect_image(url: str, data: bytes) -> ImageCheck:
     """Judge fetched bytes (in a worker thread: decoding is CPU work)."""
     base = {
         "url": url,
@@ -87,7 +87,7 @@ async def _fetch(session: aiohttp.ClientSession, url: str) -> ImageCheck:
         return ImageCheck(url, "unreachable (too many redirects)")
     except (aiohttp.ClientError, ValueError) as exc:
         return ImageCheck(url, f"unreachable ({type(exc).__name__})")
-    return await anyio.to_thread.run_sync(_inspect, url, data)
+    return await anyio.to_thread.run_sync(inspect_image, url, data)
 
 
 async def check_images(urls: Iterable[str], concurrency: int = CONCURRENCY) -> list[ImageCheck]:
