@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from runner.report_html import esc
+from runner.store.lifecycle import JobState
 from runner.store.reports import BatchReport, SheetJob
 
 PAGE_ROWS = 50
@@ -94,7 +95,7 @@ def sheet_data(
                 "type": job.clothes_type,
                 "code": job.code,
                 "message": job.message,
-                "advice": advice(job.code) if job.state == "failed" else "",
+                "advice": advice(job.code) if job.state == JobState.FAILED else "",
                 "model": input_thumb(job.model_url),
                 "clothes": input_thumb(job.clothes_url),
                 "result": result,
