@@ -4,6 +4,7 @@ is spent on it, name each refused row by line and id, and never call the API."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,10 @@ async def test_submit_check_images_queues_nothing_then_skips_and_records(
     assert not stats["calls"]
     status = await invoke("status", "--db", db)
     assert "4 invalid rows" in status.output and "line 4 (id tiny)" in status.output
+    as_json = json.loads((await invoke("status", "--db", db, "--json")).output)
+    assert [(r["line"], r["id"]) for r in as_json["invalid_rows"]] == [
+        (3, "missing"),
+        (4, "tiny"),
+        (5, "too-wide"),
+        (6, "not-image"),
+    ]

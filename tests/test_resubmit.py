@@ -5,16 +5,23 @@ and `run --batch`'s exit code describes only its batch."""
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.fake import serve_fake
 from runner.scheduler.policy import RetryPolicy
+from runner.store import EventKind, open_store
+from runner.store.models import events
+from runner.store.reports import invalid_rows_of
+from runner.store.submit import submit_manifest
 from tests.run_support import all_jobs, run, submit
+from tests.store_fixtures import BACKENDS, database_for
 
 pytestmark = pytest.mark.anyio
 
@@ -134,3 +141,35 @@ async def test_run_batch_exit_code_ignores_failures_of_other_batches(tmp_path: P
         await submit(db, manifest(tmp_path / "new.csv", NIGHT[:1]), base)
         assert (await run(db, server, out, batch="new")).exit_code == 0
         assert (await run(db, server, out)).exit_code == 1, "the whole queue still has one"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_replace_and_invalid_rows_on_each_backend(backend: str, tmp_path: Path) -> None:
+    """The store's side of fix-and-resubmit, on SQLite and PostgreSQL: a failed job takes
+    its row's new content with a 'replaced' event, and invalid rows are recorded then
+    cleared by the fixed file."""
+    base = "http://127.0.0.1:9/"
+    rows = [NIGHT[0], NIGHT[2]]
+    async with database_for(backend, tmp_path) as db:
+        async with await open_store(db) as store:
+            path = manifest(tmp_path / "night.csv", [*rows, ("bad", "x", "y", "hat")])
+            first = await submit_manifest(store, path, base_url=base, skip_invalid=True)
+            assert first.queued == 2 and first.invalid == 1
+            assert [r.id for r in (await invalid_rows_of(store))[0]] == ["bad"]
+            job = await store.claim_next(datetime.now(UTC), "w1")
+            assert job is not None and job.external_id == "good-1"
+            await store.mark_failed(job.id, "FailedOperation.ImageResolutionExceed", "too small")
+
+            fixed = [(NIGHT[0][0], "images/model-06.jpg", *NIGHT[0][2:]), NIGHT[2]]
+            path = manifest(tmp_path / "night.csv", fixed)
+            second = await submit_manifest(store, path, base_url=base, replace=True)
+            assert second.replaced == 1 and second.changed_present == 1
+            assert (await invalid_rows_of(store))[0] == []
+            async with store.transaction() as conn:
+                kinds = list(
+                    await conn.scalars(sa.select(events.c.kind).where(events.c.job_id == job.id))
+                )
+        jobs = {j["external_id"]: j for j in await all_jobs(db)}
+    assert kinds[-1] == EventKind.REPLACED
+    assert jobs["good-1"]["state"] == "queued" and jobs["good-1"]["last_error_code"] is None
+    assert jobs["good-1"]["model_url"] == base + "images/model-06.jpg"
