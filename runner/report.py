@@ -1,7 +1,8 @@
 """The morning-after report: one self-contained HTML file from `ReportData`.
 
-No external assets and no JavaScript: the CSS is inline and the gallery links to the result
-files by paths relative to the report's folder, so the folder can be zipped or served as is.
+No external assets: the CSS and the review sheet's short script are inline, thumbnails are
+embedded as `data:` URIs, and only the links to full-size results are paths relative to the
+report's folder, so the file alone can be mailed.
 Every value that came from the database or a manifest goes through `html.escape` (the `esc`
 helper) before it touches the page; the structure around it is literal text.
 """
@@ -16,7 +17,6 @@ from runner.api.errors import ErrorClass, rule_for
 from runner.atomic import atomic_text_file
 from runner.report_html import (
     CSS,
-    THUMB_WIDTH,
     code_td,
     duration,
     esc,
@@ -27,8 +27,10 @@ from runner.report_html import (
     tile,
     when,
 )
+from runner.report_sheet import CSS as SHEET_CSS
+from runner.report_sheet import SCRIPT, sheet_data, sheet_section
 from runner.store import JobState
-from runner.store.reports import BatchReport, JobLine, ReportData, ResultImage
+from runner.store.reports import BatchReport, JobLine, ReportData
 
 DEFAULT_NAME = "report.html"
 
@@ -37,7 +39,7 @@ _CLASS_HINTS = {
     ErrorClass.CLOCK: "This machine's clock is off; the runner corrects it by itself.",
     ErrorClass.TRANSIENT: "A passing fault of the service: `changeclothes retry --code {code}`.",
     ErrorClass.BAD_ROW: "The service refused this row's images or values: fix the row "
-    "(or the image at its URL) and submit it again.",
+    "(or the image at its URL) and submit it again with --replace.",
     ErrorClass.HALT: "An account-level problem.",
     ErrorClass.WAIT: "The service was still being activated.",
     ErrorClass.OUTAGE: "The endpoint could not be reached: check the network, then rerun.",
@@ -246,39 +248,40 @@ def _unfinished_section(b: BatchReport) -> str:
     return "\n".join(parts)
 
 
-def _figure(image: ResultImage, out_dir: Path, report_dir: Path, batch: str) -> tuple[str, bool]:
-    found = locate_result(image.output_path, out_dir, batch)
-    caption = f"<figcaption>{esc(image.id)}</figcaption>"
-    if found is None:
-        body = f'<div class="missing">file missing:<br>{esc(image.output_path)}</div>'
-        return f'<figure class="result missing-file">{body}{caption}</figure>', False
-    href = esc(relative_href(found, report_dir))
-    body = (
-        f'<a href="{href}"><img src="{href}" loading="lazy" decoding="async" '
-        f'width="{THUMB_WIDTH}" alt="{esc(image.id)}"></a>'
-    )
-    return f'<figure class="result">{body}{caption}</figure>', True
-
-
-def _gallery_section(b: BatchReport, limit: int, out_dir: Path, report_dir: Path) -> str:
-    if not b.done or limit <= 0:
+def _review_section(
+    i: int, b: BatchReport, data: ReportData, out_dir: Path, report_dir: Path
+) -> str:
+    if not b.sheet:
         return ""
-    figures = [_figure(image, out_dir, report_dir, b.name) for image in b.gallery]
-    missing = sum(1 for _, present in figures if not present)
-    parts = [f"<h3>Results ({b.done})</h3>"]
-    if missing:
-        parts.append(
-            f'<p class="note">{missing} of the results shown are no longer on disk where the run '
-            "wrote them.</p>"
-        )
-    parts.append('<div class="gallery">')
-    parts += [figure for figure, _ in figures]
-    parts.append("</div>")
-    shown = len(b.gallery)
-    parts.append(
-        more(shown, b.done, "results", "the rest are in the results folder; the export lists them.")
+    sheet = sheet_data(
+        b,
+        data.thumbnails,
+        advice_for,
+        lambda job: locate_result(job.output_path or "", out_dir, b.name),
+        lambda found: relative_href(found, report_dir),
     )
-    return "\n".join(parts)
+    return sheet_section(i, b, sheet)
+
+
+def _invalid_section(b: BatchReport) -> str:
+    if not b.invalid_total:
+        return ""
+    rows = [[td(r.line, "n"), td(r.id or "", "id"), td(r.problems, "msg")] for r in b.invalid]
+    return "\n".join(
+        [
+            f"<h3>Invalid rows, not queued ({b.invalid_total})</h3>",
+            '<p class="note">Rows the latest submit skipped (<code>--skip-invalid</code>): fix '
+            "them in the manifest and submit it again.</p>",
+            table([("line", "n"), ("id", ""), ("problems", "")], rows, "invalid"),
+            more(
+                len(b.invalid),
+                b.invalid_total,
+                "invalid rows",
+                f"<code>changeclothes export --state invalid --batch {esc(b.name)}</code> "
+                "lists them all.",
+            ),
+        ]
+    )
 
 
 def _batch_section(
@@ -302,7 +305,8 @@ def _batch_section(
             _calls_section(b),
             _failed_section(b),
             _unfinished_section(b),
-            _gallery_section(b, data.gallery_limit, out_dir, report_dir),
+            _invalid_section(b),
+            _review_section(i, b, data, out_dir, report_dir),
             "</section>",
         )
         if part
@@ -339,12 +343,13 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{esc(title)}</title>",
-            f"<style>{CSS}</style>",
+            f"<style>{CSS}{SHEET_CSS}</style>",
             "</head>",
             "<body>",
             f"<h1>{esc(title)}</h1>",
             f'<p class="meta">Written {esc(when(data.generated_at))} from {esc(data.database)}</p>',
             *body,
+            f"<script>{SCRIPT}</script>",
             "</body>",
             "</html>",
             "",

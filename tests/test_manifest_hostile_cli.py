@@ -35,7 +35,7 @@ def problems(stderr: str) -> list[str]:
 
 def both(manifest: Path, db: Path) -> list[str]:
     """Validate and submit `manifest`; both must refuse it alike. Returns the problem lines."""
-    checked = cli_run("validate", manifest)
+    checked = cli_run("validate", "--no-images", manifest)
     submitted = cli_run("submit", manifest, "--db", db)
     assert (checked.exit_code, submitted.exit_code) == (1, 1), (checked.output, submitted.output)
     assert "nothing was queued" in submitted.stderr
@@ -83,7 +83,10 @@ def test_lone_surrogate_in_a_real_process_prints_one_clean_message(tmp_path: Pat
         {"id": "\udc80x", "model_url": M, "clothes_url": C, "clothes_type": "Dress"},
     )
     outputs = []
-    for args in (["validate", manifest], ["submit", manifest, "--db", tmp_path / "q.db"]):
+    for args in (
+        ["validate", "--no-images", manifest],
+        ["submit", manifest, "--db", tmp_path / "q.db"],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "runner", *map(str, args)],
             capture_output=True,
@@ -132,7 +135,10 @@ def test_one_id_in_two_unicode_spellings_is_a_duplicate(
     # Queued, the id is stored in NFC whatever the manifest's spelling.
     assert cli_run("submit", manifest, "--db", db, "--skip-invalid").exit_code == 0
     exported = cli_run("export", "--db", db, "--format", "jsonl")
-    assert [json.loads(line)["id"] for line in exported.stdout.splitlines()] == [shown]
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [r["id"] for r in rows if r["state"] != "invalid"] == [shown]
+    # The skipped duplicate is recorded with its reason (its id as the manifest spelt it).
+    assert [r["state"] for r in rows] == ["queued", "invalid"]
 
 
 def wide_header(path: Path, columns: list[str]) -> Path:
@@ -230,7 +236,7 @@ def test_validate_and_submit_agree_on_any_jsonl(lines: list[str]) -> None:
     try:
         manifest = folder / f"m{next(_examples)}.jsonl"
         manifest.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        checked = cli_run("validate", manifest)
+        checked = cli_run("validate", "--no-images", manifest)
         submitted = cli_run("submit", manifest, "--db", folder / "q.db")
         assert checked.exit_code == submitted.exit_code, (checked.output, submitted.output)
         assert checked.exit_code in (0, 1)

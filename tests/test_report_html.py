@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import anyio
@@ -32,6 +34,9 @@ class Page(HTMLParser):
         self.images: list[str] = []
         self.links: list[str] = []
         self.text: list[str] = []
+        self.sheets: list[dict[str, Any]] = []  # the review sheets' data blocks
+        self.scripts: list[dict[str, str | None]] = []
+        self._sheet: list[str] | None = None
         self._table: str | None = None
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
@@ -52,8 +57,15 @@ class Page(HTMLParser):
             self.images.append(values.get("src") or "")
         elif tag == "a":
             self.links.append(values.get("href") or "")
+        elif tag == "script":
+            self.scripts.append(values)
+            if values.get("class") == "sheet-data":
+                self._sheet = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._sheet is not None:
+            self.sheets.append(json.loads("".join(self._sheet)))
+            self._sheet = None
         if tag == "td" and self._cell is not None and self._row is not None:
             self._row.append("".join(self._cell).strip())
             self._cell = None
@@ -65,9 +77,17 @@ class Page(HTMLParser):
             self._table = None
 
     def handle_data(self, data: str) -> None:
+        if self._sheet is not None:
+            self._sheet.append(data)
+            return
         self.text.append(data)
         if self._cell is not None:
             self._cell.append(data)
+
+    @property
+    def result_links(self) -> list[str]:
+        """The review sheets' links to full-size results (relative to the report)."""
+        return [r["href"] for sheet in self.sheets for r in sheet["rows"] if r["href"]]
 
 
 def invoke(*args: str) -> str:
@@ -108,9 +128,17 @@ def test_report_shows_counts_calls_failures_and_results(tmp_path: Path) -> None:
     assert unfinished["g-throttled"][3] == "RequestLimitExceeded.JobNumExceed"
     assert unfinished["h-later"][3] == RPC and unfinished["h-later"][5].endswith("UTC")
 
-    assert len(page.images) == len(m.done) == 4
-    shown = {(report.parent / unquote(src)).resolve() for src in page.images}
+    sheet = page.sheets[0]
+    assert [r["id"] for r in sheet["rows"]] == [
+        "a-done", "b-regen", "c-done", ODD_ID, "e-decode", "f-rpc", "g-throttled", "h-later",
+        "i-fresh",
+    ]  # fmt: skip
+    assert len(page.result_links) == len(m.done) == 4
+    shown = {(report.parent / unquote(src)).resolve() for src in page.result_links}
     assert shown == {p.resolve() for p in m.done.values()}
+    by_id = {r["id"]: r for r in sheet["rows"]}
+    assert by_id["e-decode"]["code"] == DECODE and by_id["e-decode"]["advice"]
+    assert by_id["a-done"]["result"] is not None and by_id["i-fresh"]["result"] is None
 
 
 def test_a_manifest_id_or_error_message_cannot_inject_markup(tmp_path: Path) -> None:
@@ -118,19 +146,25 @@ def test_a_manifest_id_or_error_message_cannot_inject_markup(tmp_path: Path) -> 
     invoke("report", "--db", m.db, "--out", str(m.out))
     text = (m.out / "report.html").read_text()
 
-    assert "<script" not in text.lower()
+    # Only the report's own two scripts: the sheet's data block and its renderer.
+    assert text.lower().count("<script") == 2
+    assert "<script>alert" not in text and "</script>alert" not in text
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
     page = Page(text)
     assert {tag for tag, _ in page.tags} <= {
         "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "nav", "a",
         "table", "thead", "tbody", "tr", "th", "td", "code", "br", "b", "div", "span",
-        "section", "figure", "figcaption", "img",
+        "section", "figure", "figcaption", "img", "script", "label", "select", "option",
+        "button", "noscript",
     }  # fmt: skip
     for _, attrs in page.tags:
         assert not [name for name in attrs if name.startswith("on")], attrs
-    # The odd id survives as text and as a link to its own file.
-    assert ODD_ID in "".join(page.text)
-    odd = [src for src in page.images if unquote(src).endswith(f"{ODD_ID}.jpg")]
+    # The message is data for the sheet, never markup.
+    messages = [r["message"] for r in page.sheets[0]["rows"]]
+    assert f"Image decoding failed. {XSS}" in messages
+    # The odd id survives as data and as a link to its own file.
+    assert ODD_ID in [r["id"] for r in page.sheets[0]["rows"]]
+    odd = [src for src in page.result_links if unquote(src).endswith(f"{ODD_ID}.jpg")]
     assert len(odd) == 1 and "#" not in odd[0] and "'" not in odd[0]
     assert (m.out / unquote(odd[0])).is_file()
 
@@ -139,11 +173,13 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     m = anyio.run(build_morning, tmp_path)
     invoke("report", "--db", m.db, "--out", str(m.out))
     page = Page((m.out / "report.html").read_text())
-    assert not [tag for tag, _ in page.tags if tag in ("script", "link", "iframe", "object")]
-    for src in page.images:
-        assert "://" not in src and not src.startswith("/"), src
-    for href in page.links:
-        assert href.startswith("#") or "://" not in href, href
+    assert not [tag for tag, _ in page.tags if tag in ("link", "iframe", "object")]
+    assert not [s for s in page.scripts if "src" in s], "no script from elsewhere"
+    assert page.images == [], "every image is drawn from the embedded data"
+    thumbnails = page.sheets[0]["images"]
+    assert len(thumbnails) == 4 and all(t.startswith("data:image/webp;base64,") for t in thumbnails)
+    for href in [*page.links, *page.result_links]:
+        assert href.startswith("#") or ("://" not in href and not href.startswith("/")), href
 
 
 def test_links_are_relative_to_the_report_from_a_relative_results_folder(
@@ -156,8 +192,8 @@ def test_links_are_relative_to_the_report_from_a_relative_results_folder(
     elsewhere = tmp_path / "reports" / "today.html"
     invoke("report", "--db", m.db, "--output", str(elsewhere))  # --out defaults to results/
     page = Page(elsewhere.read_text())
-    assert "../results/spring/a-done.jpg" in page.images
-    for src in page.images:
+    assert "../results/spring/a-done.jpg" in page.result_links
+    for src in page.result_links:
         assert (elsewhere.parent / unquote(src)).is_file(), src
 
 
@@ -169,18 +205,18 @@ def test_moved_results_folder_is_found_and_missing_files_are_flagged(tmp_path: P
     invoke("report", "--db", m.db, "--out", str(moved))
     text = (moved / "report.html").read_text()
     page = Page(text)
-    assert len(page.images) == 3, "c-done is gone"
-    for src in page.images:
+    assert len(page.result_links) == 3, "c-done is gone"
+    for src in page.result_links:
         assert (moved / unquote(src)).is_file(), src
     assert "1 of the results shown are no longer on disk" in text
 
 
-def test_gallery_is_capped_with_a_note(tmp_path: Path) -> None:
+def test_review_sheet_is_capped_with_a_note(tmp_path: Path) -> None:
     m = anyio.run(build_morning, tmp_path)
     invoke("report", "--db", m.db, "--out", str(m.out), "--gallery-limit", "2")
     text = (m.out / "report.html").read_text()
-    assert len(Page(text).images) == 2
-    assert "Showing the first 2 of 4 results" in text
+    assert len(Page(text).sheets[0]["rows"]) == 2
+    assert "The first 2 of 9 jobs" in text
 
 
 def test_failed_and_unfinished_lists_are_capped(tmp_path: Path) -> None:
@@ -262,8 +298,8 @@ def test_report_of_a_real_run_lists_exactly_the_failed_jobs(tmp_path: Path) -> N
     assert {row[0]: int(row[2]) for row in page.tables["calls-by-code"]} == {
         code: n for code, n in calls.items() if code != "OK"
     }
-    assert len(page.images) == len(done)
-    for src in page.images:
+    assert len(page.result_links) == len(done)
+    for src in page.result_links:
         assert (out / unquote(src)).is_file()
 
 

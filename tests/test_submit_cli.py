@@ -133,7 +133,7 @@ def test_status_table_and_json(tmp_path: Path, db: str) -> None:
 
 def test_validate_needs_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    good = run("validate", write_csv(tmp_path / "good.csv", pairs(4)))
+    good = run("validate", "--no-images", write_csv(tmp_path / "good.csv", pairs(4)))
     assert good.exit_code == 0 and "4 valid rows (csv, comma-separated)" in good.stdout
     bad = run(
         "validate", write_csv(tmp_path / "bad.csv", [["x", "https://x/m", "https://x/c", "hat"]])

@@ -49,8 +49,8 @@ def test_submit_dash_needs_a_batch_name(tmp_path: Path) -> None:
 def test_validate_dash_reports_the_same_line_as_the_file(tmp_path: Path) -> None:
     bad = CSV + "d,not-a-url,https://example.com/c.jpg,Dress\n"
     (tmp_path / "bad.csv").write_text(bad)
-    piped = _cli(tmp_path, "validate", "-", stdin=bad)
-    from_file = _cli(tmp_path, "validate", "bad.csv")
+    piped = _cli(tmp_path, "validate", "--no-images", "-", stdin=bad)
+    from_file = _cli(tmp_path, "validate", "--no-images", "bad.csv")
     assert piped.returncode == from_file.returncode == 1
     assert "line 4" in piped.stderr
     assert piped.stderr.splitlines()[1:] == from_file.stderr.splitlines()[1:]

@@ -94,7 +94,14 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ),
     ErrorRule("FailedOperation.ServerError", R, "Internal service error."),
     ErrorRule("FailedOperation.Unknown", R, "Unknown error."),
-    ErrorRule("FailedOperation.ImageDownloadError", R, "Image download error."),
+    ErrorRule(
+        "FailedOperation.ImageDownloadError",
+        R,
+        "Image download error.",
+        advice="The service could not fetch an input image: check the row's URLs (and "
+        "--base-url) with `changeclothes validate`, which fetches every input, then fix the "
+        "row and submit it again with --replace. Retrying the same URL rarely helps.",
+    ),
     ErrorRule("InternalError", R, "Internal error.", prefix=True),
     ErrorRule("ServiceUnavailable", R, "Service is unavailable now.", prefix=True),
     ErrorRule(TIMEOUT, R, "The request timed out before the service answered."),
@@ -127,6 +134,10 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
         "FailedOperation.ImageResolutionExceed",
         B,
         "The image resolution is too high, which exceeds 2000×2000.",
+        # The service's own message (repeated word for word) is wrong for a small image.
+        advice="An input image is outside the API's limits: each side must be more than 512 "
+        "and less than 3000 pixels (the message's 2000×2000 is the service's own wording). "
+        "Resize it, then submit the row again with --replace.",
     ),
     ErrorRule(
         "FailedOperation.ImageSizeExceed",

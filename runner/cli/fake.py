@@ -149,8 +149,9 @@ def fake_server(
     It checks TC3 signatures, parameters and the documented image limits, holds the
     account's concurrency and rate limits, and draws a real result image. It accepts the
     key pair in TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, else public demo
-    credentials it prints. Point the runner at it with --endpoint http://HOST:PORT and
-    relative manifest paths at http://HOST:PORT/images/. GET /_admin/stats shows what it saw.
+    credentials it prints. Point the runner at it with --endpoint http://HOST:PORT; it serves
+    its images under /images/, so the sample manifests (whose paths start with images/) take
+    --base-url http://HOST:PORT/. GET /_admin/stats shows what it saw.
     Stop it with Ctrl-C.
     """
     try:

@@ -141,3 +141,15 @@ def resolve_endpoint(endpoint: str | None, mainland: bool) -> str:
     if endpoint:
         return endpoint.rstrip("/")
     return MAINLAND_ENDPOINT if mainland else INTERNATIONAL_ENDPOINT
+
+
+def price_option(f: F) -> F:
+    return click.option(
+        "--price",
+        default=None,
+        type=click.FloatRange(0),
+        envvar="CHANGECLOTHES_PRICE",
+        metavar="PER_CALL",
+        help="Price of one paid call, in your currency: the estimate then says what the "
+        "queue will cost.",
+    )(f)

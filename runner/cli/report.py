@@ -19,11 +19,22 @@ from runner.atomic import atomic_text_file
 from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
+from runner.export_rows import MANIFEST_COLUMNS, manifest_row, safe_cell
+from runner.preflight import fetch_thumbnails
 from runner.report import DEFAULT_NAME, write_report
-from runner.store import JobSelection, Moved, RetryResult, move_selected, open_store, retry_failed
+from runner.store import (
+    JobSelection,
+    JobState,
+    Moved,
+    RetryResult,
+    move_selected,
+    open_store,
+    retry_failed,
+)
 from runner.store.reports import (
     EXPORT_COLUMNS,
     GALLERY_LIMIT,
+    INVALID_STATE,
     ReportData,
     iter_export_rows,
     report_data,
@@ -71,22 +82,47 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     default=GALLERY_LIMIT,
     show_default=True,
     type=click.IntRange(0),
-    help="Result thumbnails shown per batch (0: no gallery).",
+    help="Jobs shown per batch in the review sheet, with their thumbnails (0: no sheet).",
 )
-def report(db: str, out: str, batch: str | None, output: Path | None, gallery_limit: int) -> None:
+@click.option(
+    "--no-fetch",
+    is_flag=True,
+    help="Do not fetch input images the preflight has not cached: the sheet shows no "
+    "thumbnail for them.",
+)
+def report(
+    db: str,
+    out: str,
+    batch: str | None,
+    output: Path | None,
+    gallery_limit: int,
+    no_fetch: bool,
+) -> None:
     """Write one self-contained HTML page on the queue: what happened, what to do next.
 
     Per batch: jobs per state; paid calls, throttled answers, failed calls by code,
     re-generations after expired result URLs and total API time; the failed jobs with their
     code, message, attempts and what to do; the jobs not finished yet with their last error;
-    and a gallery of the results, linked by paths relative to the report (so keep the report
-    beside the results folder, or move both together). No network, no JavaScript.
+    the rows a submit skipped as invalid; and the review sheet: per job, model | garment |
+    result thumbnails side by side with id, clothes type, state and, for a failure, code,
+    message and what to do, filtered by state and clothes type, a page at a time.
+
+    Thumbnails are embedded, so the file alone can be mailed; links to the full-size
+    results are relative to the report (keep it beside the results folder). Input images
+    the preflight has not cached are fetched once (and cached) unless --no-fetch.
     """
     _require_existing(db)
 
     async def go() -> ReportData:
         async with await open_store(db) as store:
-            return await report_data(store, batch, gallery_limit=gallery_limit)
+            data = await report_data(store, batch, gallery_limit=gallery_limit)
+            if no_fetch:
+                return data
+            urls = {u for b in data.batches for j in b.sheet for u in (j.model_url, j.clothes_url)}
+            missing = urls - data.thumbnails.keys()
+            if missing:  # not checked yet (no --check-images): the reviewer needs them
+                data.thumbnails.update(await fetch_thumbnails(store, sorted(missing)))
+            return data
 
     data = run_store(go)
     path = output if output is not None else Path(out) / DEFAULT_NAME
@@ -153,13 +189,36 @@ async def _check_batch(db: str, batch: str) -> None:
     metavar="FILE|-",
     help="File to write (replaced only once complete), or - for standard output.",
 )
-def export(db: str, batch: str | None, fmt: str | None, output: str) -> None:
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([*(str(s) for s in JobState), INVALID_STATE]),
+    help="Only jobs in this state; repeatable. 'invalid': the manifest rows a submit skipped.",
+)
+@click.option(
+    "--as-manifest",
+    is_flag=True,
+    help="Write the input columns under the names `submit` reads (plus error_code and "
+    "error_message, which it ignores): fix the rows and submit the file with --replace.",
+)
+def export(
+    db: str,
+    batch: str | None,
+    fmt: str | None,
+    output: str,
+    states: tuple[str, ...],
+    as_manifest: bool,
+) -> None:
     """Write one row per job: where it stands and where its result is.
 
     Columns: batch, id, state, model_url, clothes_url, clothes_type, attempts,
     last_error_code, last_error_message, output_path, sha256, bytes, request_id,
-    finished_at (ISO 8601, UTC). Jobs are read in chunks, so a queue of millions of jobs
-    exports in flat memory.
+    finished_at (ISO 8601, UTC); then the rows a submit skipped as invalid (state
+    'invalid', their line and problems as the message). With --as-manifest, the columns of
+    a manifest instead. In CSV a cell a spreadsheet would run as a formula (starting with
+    =, +, -, @, tab or CR, and not a number) is written with a leading '. Jobs are read in
+    chunks, so a queue of millions of jobs exports in flat memory.
     """
     _require_existing(db)
     fmt = (fmt or _guess_format(output)).lower()
@@ -167,19 +226,27 @@ def export(db: str, batch: str | None, fmt: str | None, output: str) -> None:
         fail(f"--output {output} is a folder; give a file name")
     if batch is not None:  # an unknown batch is an error before a single byte is written
         run_store(lambda: _check_batch(db, batch))
+    columns = MANIFEST_COLUMNS if as_manifest else EXPORT_COLUMNS
+    skipped = 0
 
     async def go(fh: IO[str]) -> int:
+        nonlocal skipped
         count = 0
         writer: Any = None
         if fmt == "csv":
             writer = csv.writer(fh)
-            writer.writerow(EXPORT_COLUMNS)
+            writer.writerow(columns)
         async with await open_store(db) as store:
-            async for row in iter_export_rows(store, batch):
+            async for job in iter_export_rows(store, batch, states=states):
+                if as_manifest and job["state"] == INVALID_STATE:
+                    skipped += 1  # its content was never stored
+                    continue
+                row = manifest_row(job) if as_manifest else job
                 if writer is not None:
-                    writer.writerow([_cell(row[c]) for c in EXPORT_COLUMNS])
+                    writer.writerow([safe_cell(row[c]) for c in columns])
                 else:
-                    fh.write(json.dumps({k: _cell(v) for k, v in row.items()}, ensure_ascii=False))
+                    values = {c: _cell(row[c]) for c in columns}
+                    fh.write(json.dumps(values, ensure_ascii=False))
                     fh.write("\n")
                 count += 1
         return count
@@ -195,6 +262,12 @@ def export(db: str, batch: str | None, fmt: str | None, output: str) -> None:
         fail(f"cannot write {output}: {exc.strerror or exc}")
     if output != "-":
         click.echo(f"Exported {_plural(count, 'job')} to {output} ({fmt}).", err=True)
+    if skipped:
+        click.echo(
+            f"{_plural(skipped, 'invalid row')} left out: a skipped row's content is not "
+            "stored; fix it in the original manifest (`export --state invalid` lists them).",
+            err=True,
+        )
 
 
 # -- retry -------------------------------------------------------------------------------------
@@ -239,29 +312,73 @@ def _retry_lines(result: RetryResult, scope: str, codes: tuple[str, ...]) -> lis
     is_flag=True,
     help="Every failed job of the batch (or of every batch). The default without --code.",
 )
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="ID",
+    help="Only the job with this manifest id; repeatable. A chosen job that is done is "
+    "generated again (a reviewer rejected it): one more paid call each.",
+)
+@click.option(
+    "--ids-from",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Read ids to choose, one a line (as --id), from this file; - for stdin.",
+)
 @click.option("--dry-run", is_flag=True, help="Only say how many jobs would be moved.")
 def retry(
-    db: str, batch: str | None, codes: tuple[str, ...], all_failed: bool, dry_run: bool
+    db: str,
+    batch: str | None,
+    codes: tuple[str, ...],
+    all_failed: bool,
+    ids: tuple[str, ...],
+    ids_from: IO[str] | None,
+    dry_run: bool,
 ) -> None:
     """Put failed jobs back in the queue, with their attempts reset to 0.
 
     Without --code, every failed job of the scope; the counts are printed per error code.
     Each job moved gets a 'retry' event in the queue database. A job that failed with the
     identical job it was linked to waits for that one again rather than paying twice.
-    The next `changeclothes run` processes them.
+    With --id (or --ids-from), only those jobs, and the done ones among them are generated
+    again too. The next `changeclothes run` processes them.
     """
     if all_failed and codes:
         raise click.UsageError("give --code or --all-failed, not both")
+    chosen = [*ids, *_read_ids(ids_from)]
+    if ids_from is not None and not chosen:
+        raise click.UsageError("--ids-from: the file lists no ids")
     _require_existing(db)
 
-    async def go() -> RetryResult:
+    async def go() -> tuple[RetryResult, Moved]:
         async with await open_store(db) as store:
-            return await retry_failed(store, batch, codes, dry_run=dry_run)
+            result = await retry_failed(store, batch, codes, ids=chosen, dry_run=dry_run)
+            regenerated = Moved(dry_run=dry_run)
+            if chosen:
+                selection = JobSelection(batch, (), chosen)
+                regenerated = await move_selected(store, "regenerate", selection, dry_run=dry_run)
+            return result, regenerated
 
-    result = run_store(go)
+    result, regenerated = run_store(go)
     scope = f"of batch {batch!r}" if batch is not None else "across all batches"
+    if chosen:
+        scope = f"among the {_plural(len(set(chosen)), 'id')} given " + scope
     for line in _retry_lines(result, scope, codes):
-        click.echo(line)
+        if not (regenerated.total and line.startswith("No failed jobs")):
+            click.echo(line)
+    if regenerated.total:
+        verb = "Would move" if dry_run else "Moved"
+        click.echo(
+            f"{verb} {_plural(regenerated.total, 'done job')} {scope} back to the queue to be "
+            f"generated again: {_plural(regenerated.total, 'more paid call')}."
+        )
+
+
+def _read_ids(source: IO[str] | None) -> list[str]:
+    if source is None:
+        return []
+    return [line.strip() for line in source if line.strip() and not line.startswith("#")]
 
 
 # -- cancel ------------------------------------------------------------------------------------

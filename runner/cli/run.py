@@ -23,9 +23,10 @@ from runner.cli.options import (
     db_option,
     endpoint_options,
     out_option,
+    price_option,
     resolve_endpoint,
 )
-from runner.cli.store import _require_existing
+from runner.cli.store import _require_existing, run_store
 from runner.clock import utcnow
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
@@ -38,7 +39,8 @@ from runner.scheduler.settings import (
     EXIT_LOCAL_FAULT,
     EXIT_UNEXPECTED,
 )
-from runner.store import WORK_STATES, StoreError
+from runner.store import WORK_STATES, StoreError, open_store
+from runner.store.estimate import Estimate, estimate
 from runner.summary import format_summary, summary_json
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def report_result(result: RunResult, console: Console) -> None:
     elif result.reason is StopReason.INTERRUPTED:
         console.print("Interrupted: state saved. Run the same command again to resume.")
     elif result.reason is StopReason.LIMIT:
-        console.print("Stopped at --until/--max-jobs. Run again to continue.")
+        console.print("Stopped at --until/--max-jobs/--max-paid. Run again to continue.")
 
 
 @cli.command("run")
@@ -114,6 +116,20 @@ def report_result(result: RunResult, console: Console) -> None:
     help="Stop claiming once this many jobs are done or failed (throttled answers are not "
     "jobs); calls in flight finish.",
 )
+@click.option(
+    "--max-paid",
+    default=None,
+    type=click.IntRange(1),
+    help="Stop claiming once this many calls were paid for (calls in flight counted, so "
+    "never more): a budget for the night. Exit 4 when work is left.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only print the estimate (paid calls needed, time at --concurrency, cost with "
+    "--price) and exit; no credentials needed, no call made.",
+)
+@price_option
 @click.option(
     "--download-workers",
     default=4,
@@ -225,6 +241,9 @@ def run_command(
     batch: str | None,
     until: str | None,
     max_jobs: int | None,
+    max_paid: int | None,
+    dry_run: bool,
+    price: float | None,
     download_workers: int,
     max_attempts: int,
     retry_delay: float,
@@ -246,9 +265,13 @@ def run_command(
     SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done
     (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
     an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
-    --until/--max-jobs with work left, 5 a fault of this machine (disk full, folder not
+    --until/--max-jobs/--max-paid with work left, 5 a fault of this machine (disk full, folder not
     writable, database unusable), 6 an unexpected error, 130 interrupted.
     """
+    if dry_run:  # no call, no credentials needed
+        _require_existing(db)
+        print_estimate(db, batch, concurrency, price)
+        return
     try:
         credentials = load_credentials(profile)
     except CredentialsError as exc:
@@ -263,6 +286,7 @@ def run_command(
         batch=batch,
         until=parse_until(until),
         max_jobs=max_jobs,
+        max_paid=max_paid,
         retry=RetryPolicy(max_attempts=max_attempts, retry_delay=retry_delay),
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
@@ -332,6 +356,16 @@ async def finish(
         await post_summary(notify, summary)
     if on_finish:
         await run_on_finish(on_finish, summary)
+
+
+def print_estimate(db: str, batch: str | None, concurrency: int, price: float | None) -> None:
+    async def go() -> Estimate:
+        async with await open_store(db) as store:
+            return await estimate(store, batch)
+
+    scope = f"for batch {batch!r}" if batch is not None else "for the whole queue"
+    for line in run_store(go).lines(concurrency, price, scope):
+        click.echo(line)
 
 
 def exit_for(caught: BaseException) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,10 @@ from runner.cli.main import cli
 from runner.cli.options import db_option
 from runner.store import JobState, StoreError, open_store
 from runner.store.database import database_url, display_url, head_revision
+from runner.store.reports import InvalidRow, invalid_rows_of
 
 EXIT_USAGE = 2
+INVALID_SHOWN = 20  # invalid rows `status` lists; the export has them all
 T = TypeVar("T")
 
 
@@ -116,17 +119,38 @@ def status(batch: str | None, as_json: bool, db: str) -> None:
     """
     _require_existing(db)
 
-    async def go() -> dict[str, dict[str, int]]:
+    async def go() -> tuple[dict[str, dict[str, int]], list[InvalidRow], dict[str, int]]:
         async with await open_store(db) as store:
-            return await store.counts(batch)
+            counts = await store.counts(batch)
+            invalid, invalid_counts = await invalid_rows_of(store, batch, limit=INVALID_SHOWN)
+            return counts, invalid, invalid_counts
 
-    statuses = run_store(go)
+    statuses, invalid, invalid_counts = run_store(go)
     if as_json:
-        click.echo(json.dumps(status_json(statuses), indent=2))
+        document = status_json(statuses)
+        document["invalid_rows"] = [dataclasses.asdict(row) for row in invalid]
+        click.echo(json.dumps(document, indent=2))
         return
     if not statuses:
         click.echo("No batches yet: submit a manifest with `changeclothes submit`.")
         return
+    _print_table(statuses)
+    _print_invalid(invalid, invalid_counts)
+
+
+def _print_invalid(invalid: list[InvalidRow], counts: dict[str, int]) -> None:
+    """The rows submits skipped as invalid: they are in no state, so say so here."""
+    for name, n in counts.items():
+        click.echo(
+            f"Batch {name}: {n} invalid row{'s' if n != 1 else ''} skipped at submit, not "
+            "queued (`export --state invalid` lists them all):"
+        )
+        for row in (r for r in invalid if r.batch == name):
+            ident = f" (id {row.id})" if row.id else ""
+            click.echo(f"  line {row.line}{ident}: {row.problems}")
+
+
+def _print_table(statuses: dict[str, dict[str, int]]) -> None:
     header, rows = status_table(statuses)
     if sys.stdout.isatty():
         from rich.console import Console

@@ -10,11 +10,14 @@ from pathlib import Path
 import click
 
 from runner.cli.main import cli
-from runner.cli.options import db_option
+from runner.cli.options import db_option, price_option
 from runner.cli.stdin import manifest_file
 from runner.cli.store import check_db_url, fail, run_store
-from runner.manifest import FORMATS, ManifestFormatError, Problem, validate_manifest
+from runner.manifest import FORMATS, MAX_PROBLEMS, ManifestFormatError, Problem, validate_manifest
+from runner.preflight import Preflight, preflight_manifest, refused_lines
 from runner.store import open_store
+from runner.store.database import database_url
+from runner.store.estimate import estimate
 from runner.store.submit import Progress, SubmitResult, submit_manifest
 
 EXIT_INVALID = 1
@@ -83,11 +86,16 @@ def _summary(result: SubmitResult, manifest: Path) -> list[str]:
             parts.append(f"{result.linked_waiting} waiting on identical jobs already queued")
         lines.append("New jobs: " + ", ".join(parts) + ".")
     if result.already_present:
-        changed = (
-            f" ({result.changed_present} of them with different content, left unchanged)"
-            if result.changed_present
-            else ""
-        )
+        kept = result.changed_present - result.replaced
+        notes = []
+        if result.replaced:
+            notes.append(f"{result.replaced} of them replaced by the new row and queued again")
+        if kept:
+            notes.append(
+                f"{kept} with different content left unchanged: --replace updates those not "
+                "done, with --force done ones too"
+            )
+        changed = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"{result.already_present} ids were already in the batch{changed}.")
     if result.duplicates_merged:
         lines.append(f"{result.duplicates_merged} repeated rows without an id were counted once.")
@@ -116,6 +124,27 @@ def _summary(result: SubmitResult, manifest: Path) -> list[str]:
     help="Generate again rows identical to jobs that are already done or queued elsewhere "
     "(by default they reuse that result, without a new paid call).",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Ids already in the batch whose row changed take the new row and are queued again "
+    "when not done (queued, failed, cancelled); with --force done ones too.",
+)
+@click.option(
+    "--check-images",
+    is_flag=True,
+    help="First fetch every input image (as `validate` does, no API call); rows the API "
+    "would refuse are invalid rows.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    envvar="CHANGECLOTHES_CONCURRENCY",
+    type=click.IntRange(1, 256),
+    help="The concurrency `run` will use: the estimate's time assumes it.",
+)
+@price_option
 @db_option
 def submit(
     manifest: Path,
@@ -124,6 +153,10 @@ def submit(
     fmt: str | None,
     skip_invalid: bool,
     force: bool,
+    replace: bool,
+    check_images: bool,
+    concurrency: int,
+    price: float | None,
     db: str,
 ) -> None:
     """Queue every row of MANIFEST (CSV or JSONL) as a job in the queue database.
@@ -135,7 +168,11 @@ def submit(
 
     Every row is checked first: if any is invalid, nothing is queued and each problem is
     listed with its line number. Submitting the same manifest again queues nothing new;
-    a changed one adds only the ids the batch does not have yet.
+    a changed one adds only the ids the batch does not have yet (with --replace, changed
+    rows replace their jobs). Rows skipped as invalid are recorded with their reasons for
+    `status`, `export` and `report`. Then the batch's estimate: paid calls still needed,
+    the time at --concurrency (from the median API time of past calls in this database,
+    else 20 s a call) and, with --price, the cost.
 
     MANIFEST `-` reads stdin (then --batch is required; the format is sniffed unless
     --format is given).
@@ -146,7 +183,36 @@ def submit(
     if str(manifest) == "-" and batch is None:
         raise click.UsageError("submit -: give --batch NAME (stdin has no file name)")
     with manifest_file(manifest, fmt) as (path, fmt):
-        _submit(path, batch, base_url, fmt, skip_invalid, force, db)
+        refused: dict[int, str] = {}
+        if check_images:
+            refused = _check_before_submit(path, base_url, fmt, db, skip_invalid)
+        name = _submit(path, batch, base_url, fmt, skip_invalid, force, replace, refused, db)
+        for line in run_store(lambda: _estimate_lines(db, name, concurrency, price)):
+            click.echo(line)
+
+
+async def _estimate_lines(db: str, batch: str, concurrency: int, price: float | None) -> list[str]:
+    async with await open_store(db) as store:
+        found = await estimate(store, batch)
+    return found.lines(concurrency, price, f"for batch {batch!r}")
+
+
+def _check_before_submit(
+    manifest: Path, base_url: str | None, fmt: str | None, db: str, skip_invalid: bool
+) -> dict[int, str]:
+    try:
+        result = run_store(lambda: _preflight(manifest, fmt, base_url, db))
+    except ManifestFormatError as exc:
+        fail(str(exc))
+    if result.refused and not skip_invalid:
+        click.echo(
+            f"{manifest.name}: {len(result.refused)} rows have images the API would refuse; "
+            "nothing was queued (fix them, or pass --skip-invalid to queue the other rows):",
+            err=True,
+        )
+        _print_preflight(result)
+        sys.exit(EXIT_INVALID)
+    return refused_lines(result.refused)
 
 
 def _submit(
@@ -156,8 +222,11 @@ def _submit(
     fmt: str | None,
     skip_invalid: bool,
     force: bool,
+    replace: bool,
+    refused: dict[int, str],
     db: str,
-) -> None:
+) -> str:
+    """Submit; prints the summary and returns the batch's name (exits on a refusal)."""
 
     async def go(progress: Progress | None) -> SubmitResult:
         async with await open_store(db) as store:
@@ -169,6 +238,8 @@ def _submit(
                 base_url=base_url,
                 skip_invalid=skip_invalid,
                 force=force,
+                replace=replace,
+                refused=refused,
                 progress=progress,
             )
 
@@ -194,6 +265,35 @@ def _submit(
     if result.invalid:
         click.echo(f"Skipped {result.invalid} invalid rows:", err=True)
         _print_problems(result.problems, result.invalid)
+    return result.batch
+
+
+def _db_if_present(db: str) -> str | None:
+    """The queue database for the image cache, only when it already exists (validate never
+    creates one)."""
+    try:
+        url = database_url(db)
+    except ValueError:
+        return None
+    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
+        return None
+    return db
+
+
+def _print_preflight(result: Preflight) -> None:
+    for verdict in result.refused[:MAX_PROBLEMS]:
+        click.echo(f"  {verdict}", err=True)
+    if len(result.refused) > MAX_PROBLEMS:
+        click.echo(f"  ... and {len(result.refused) - MAX_PROBLEMS} more", err=True)
+
+
+async def _preflight(
+    manifest: Path, fmt: str | None, base_url: str | None, db: str | None
+) -> Preflight:
+    if db is None:
+        return await preflight_manifest(manifest, fmt=fmt, base_url=base_url)
+    async with await open_store(db) as store:
+        return await preflight_manifest(manifest, fmt=fmt, base_url=base_url, store=store)
 
 
 @cli.command("validate")
@@ -202,14 +302,47 @@ def _submit(
 )
 @_base_url_option
 @_format_option
-def validate(manifest: Path, base_url: str | None, fmt: str | None) -> None:
-    """Check MANIFEST the way `submit` does, without touching any database.
+@click.option(
+    "--no-images",
+    is_flag=True,
+    help="Only check the rows; do not fetch the input images.",
+)
+@db_option
+def validate(
+    manifest: Path, base_url: str | None, fmt: str | None, no_images: bool, db: str
+) -> None:
+    """Check MANIFEST the way `submit` does, then fetch every distinct input image and say
+    per row (line and id) which the API would refuse: unreachable (with the HTTP status),
+    not an image, a side not between 512 and 3000 px, 8 MB or more once Base64 encoded.
+    No API call is made. When the --db queue database exists, verdicts are cached in it
+    by URL (a rerun does not fetch again); validate never creates one.
 
     Lists every problem with its line number (the first 50, then a count). MANIFEST `-`
-    reads stdin. Exit status: 0 valid, 1 invalid rows, 2 usage or file errors.
+    reads stdin. Exit status: 0 every row would be accepted, 1 invalid rows or refused
+    images, 2 usage or file errors.
     """
     with manifest_file(manifest, fmt) as (path, fmt):
         _validate(path, base_url, fmt)
+        if not no_images:
+            _validate_images(path, base_url, fmt, _db_if_present(db))
+
+
+def _validate_images(manifest: Path, base_url: str | None, fmt: str | None, db: str | None) -> None:
+    result = run_store(lambda: _preflight(manifest, fmt, base_url, db))
+    cached = result.images - result.fetched
+    source = f", {cached} from the cache" if cached else ""
+    if result.refused:
+        click.echo(
+            f"{manifest.name}: {len(result.refused)} of {result.rows} rows have images the "
+            f"API would refuse ({result.images} images checked{source}):",
+            err=True,
+        )
+        _print_preflight(result)
+        sys.exit(EXIT_INVALID)
+    click.echo(
+        f"{manifest.name}: all {result.images} input images fetched and acceptable"
+        f"{f' ({cached} from the cache)' if cached else ''}."
+    )
 
 
 def _validate(manifest: Path, base_url: str | None, fmt: str | None) -> None:

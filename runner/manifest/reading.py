@@ -129,6 +129,7 @@ class ManifestReader:
                         line,
                         f"id {result.id!r} is already used on line {first[0]}"
                         + (f" (as {first[1]!r})" if first[1] != result.id else ""),
+                        result.id,
                     )
             if isinstance(result, Problem):
                 self.stats.invalid += 1

@@ -34,6 +34,10 @@ FIELDS = (
     "logo_rect",
     "logo_param",
     "rsp_img_type",
+    # Written by `export --as-manifest` beside the inputs, so the file goes straight back in;
+    # read and ignored.
+    "error_code",
+    "error_message",
 )
 REQUIRED_FIELDS = ("model_url", "clothes_url", "clothes_type")
 
@@ -57,6 +61,7 @@ class Problem:
 
     line: int
     message: str
+    id: str | None = None  # the row's id, when it has a valid one
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -224,7 +229,7 @@ def validate_row(line: int, raw: dict[str, Any], base_url: str | None) -> Manife
         errors.append("a custom logo is given but logo_add is 0")
 
     if errors:
-        return Problem(line, "; ".join(errors))
+        return Problem(line, "; ".join(errors), values.get("id"))
     row = ManifestRow(
         line=line,
         id=values["id"] or "",

@@ -186,6 +186,9 @@ class Scheduler:
         s = self.settings
         if s.max_jobs is not None and self.stats.done + self.stats.failed >= s.max_jobs:
             return True
+        # Calls in flight may yet be paid: counting them keeps the budget a hard cap.
+        if s.max_paid is not None and self.stats.paid_calls + self.slots.in_flight >= s.max_paid:
+            return True
         return s.until is not None and utcnow() >= s.until
 
     def _job_cap_reached(self) -> bool:

@@ -26,7 +26,7 @@ class StopReason(StrEnum):
     FINISHED = "finished"
     HALTED = "halted"
     INTERRUPTED = "interrupted"
-    LIMIT = "limit"  # --until or --max-jobs
+    LIMIT = "limit"  # --until, --max-jobs or --max-paid
     LOCAL_FAULT = "local fault"  # this machine's disk or database failed
 
 
@@ -39,6 +39,7 @@ class RunSettings:
     batch: str | None = None
     until: datetime | None = None  # stop claiming at this moment
     max_jobs: int | None = None  # stop claiming once this many jobs are done or failed
+    max_paid: int | None = None  # ... or once this many paid calls were made (in flight counted)
     retry: RetryPolicy = RetryPolicy()
     backoff_base: float = 1.0
     backoff_cap: float = 60.0

@@ -127,6 +127,7 @@ async def retry_failed(
     batch: str | None = None,
     codes: Sequence[str] = (),
     *,
+    ids: Sequence[str] = (),
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> RetryResult:
@@ -140,7 +141,7 @@ async def retry_failed(
     result when that one is done. Raises UnknownBatchError for an unknown batch name.
     """
     now = now or utcnow()
-    selection = JobSelection(batch, codes)
+    selection = JobSelection(batch, codes, ids)
     async with store.transaction(immediate=not dry_run) as conn:
         chosen = sa.and_(jobs.c.state == JobState.FAILED, await selection.where(store, conn))
         counted = await _count(conn, chosen, dry_run)

@@ -7,7 +7,8 @@ each and one transaction). Every change of a job's state in the runner goes thro
       │  │              ├── requeue / release ──▶ queued
       │  │              └── fail ──▶ failed ──retry──▶ queued
       │  └──cancel──▶ cancelled ◀──cancel── failed, linked
-      └── expire / recover ◀── generated, submitting
+      ├── expire / recover ◀── generated, submitting
+      └── replace ◀── queued, failed, cancelled, linked (and done: replace_done, regenerate)
 
 A `linked` job waits for an identical job (its leader) and follows it: `linked_done`,
 `linked_fail`, or `unlink` (back to `queued`, to run on its own) when its leader is cancelled.
@@ -71,6 +72,7 @@ class EventKind(enum.StrEnum):
     RETRY = "retry"  # `changeclothes retry` moved a failed job back (its old code)
     UNLINKED = "unlinked"  # the job it waited for was cancelled: queued to run on its own
     CANCELLED = "cancelled"  # `changeclothes cancel` gave up on the job
+    REPLACED = "replaced"  # `submit --replace` gave the job its row's new content
 
 
 QUEUED_RESET: Mapping[str, Any] = {
@@ -90,6 +92,19 @@ RETRY_RESET: Mapping[str, Any] = {
     "finished_at": None,
 }
 """A retried job starts afresh: every bound on its calls counts from zero again."""
+
+
+FRESH_RESET: Mapping[str, Any] = {
+    **RETRY_RESET,
+    "linked_job_id": None,
+    "last_error_code": None,
+    "last_error_message": None,
+    "output_path": None,
+    "sha256": None,
+    "bytes": None,
+    "request_id": None,
+}
+"""A job made again from scratch (new content, or a result a reviewer rejected)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,13 @@ TRANSITIONS: Mapping[str, Transition] = {
     # `changeclothes cancel`: never to run. Jobs outside the selection that waited for a
     # cancelled job are queued to run on their own.
     "cancel": _t({Q, F, L}, C, EventKind.CANCELLED, {"not_before": None}, followers="unlink"),
+    # `submit --replace`: the row changed; the job takes the new content (the caller sets it)
+    # and is queued afresh. Jobs that waited for it run on their own.
+    "replace": _t({Q, F, C, L}, Q, EventKind.REPLACED, FRESH_RESET, followers="unlink"),
+    # ... and with --force, a done one too.
+    "replace_done": _t({D}, Q, EventKind.REPLACED, FRESH_RESET),
+    # `changeclothes retry --id`: a reviewer rejected a done result: generate it again (paid).
+    "regenerate": _t({D}, Q, EventKind.RETRY, FRESH_RESET),
     # Followers of a leader's outcome.
     "linked_done": _t({L}, D, EventKind.LINKED),
     "linked_fail": _t({L}, F, EventKind.LINKED),

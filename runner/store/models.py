@@ -163,7 +163,44 @@ class EventModel(Base):
     )
 
 
+class ImageCheckModel(Base):
+    """What the image preflight learned about one input URL (revision 0005): cached, so a
+    rerun does not fetch it again and the report can show it."""
+
+    __tablename__ = "image_checks"
+
+    url_sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)  # URLs can be long
+    url: Mapped[str] = mapped_column(sa.Text)
+    checked_at: Mapped[datetime]
+    http_status: Mapped[int | None]
+    problem: Mapped[str | None] = mapped_column(sa.Text)  # None: the API would accept it
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    format: Mapped[str | None] = mapped_column(sa.String(10))
+    bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    # (nullable spelt out: the `bytes` column above shadows the type in this class)
+    thumbnail: Mapped[Any] = mapped_column(sa.LargeBinary, nullable=True)  # a small JPEG
+
+
+class InvalidRowModel(Base):
+    """A manifest row a submit skipped as invalid (revision 0005), with its reasons."""
+
+    __tablename__ = "invalid_rows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id", ondelete="CASCADE"))
+    line: Mapped[int]
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    problems: Mapped[str] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_invalid_rows_batch_line", "batch_id", "line"),)
+
+
 batches: sa.Table = BatchModel.__table__  # type: ignore[assignment]
 submissions: sa.Table = SubmissionModel.__table__  # type: ignore[assignment]
 jobs: sa.Table = JobModel.__table__  # type: ignore[assignment]
 events: sa.Table = EventModel.__table__  # type: ignore[assignment]
+image_checks: sa.Table = ImageCheckModel.__table__  # type: ignore[assignment]
+invalid_rows: sa.Table = InvalidRowModel.__table__  # type: ignore[assignment]

@@ -12,7 +12,7 @@ is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,15 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.api.errors import ErrorClass
 from runner.clock import utcnow
+from runner.store.images import cached_checks
 from runner.store.lifecycle import WORK_STATES, EventKind, JobState
-from runner.store.models import batches, events, jobs
+from runner.store.models import batches, events, invalid_rows, jobs
 from runner.store.queue import Store
 
 ROW_LIMIT = 1000
 """Failed and unfinished jobs listed per batch in a report (the export has them all)."""
 
-GALLERY_LIMIT = 500
-"""Done results shown per batch in a report's gallery."""
+GALLERY_LIMIT = 10_000
+"""Jobs shown per batch in a report's review sheet (and done results in its gallery data)."""
 
 EXPORT_CHUNK = 2000
 """Jobs read per query by `iter_export_rows`."""
@@ -84,6 +85,20 @@ class ResultImage:
 
 
 @dataclass(frozen=True)
+class SheetJob:
+    """One job of the review sheet: its inputs, its state and, when done, its result file."""
+
+    id: str
+    state: str
+    clothes_type: str
+    model_url: str
+    clothes_url: str
+    code: str | None
+    message: str | None
+    output_path: str | None
+
+
+@dataclass(frozen=True)
 class BatchReport:
     name: str
     submitted_at: datetime | None
@@ -100,6 +115,9 @@ class BatchReport:
     failed: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by code
     unfinished: list[JobLine] = field(default_factory=list)  # the first `ROW_LIMIT`, by id
     gallery: list[ResultImage] = field(default_factory=list)  # the first `GALLERY_LIMIT`
+    sheet: list[SheetJob] = field(default_factory=list)  # the first `GALLERY_LIMIT`, by id
+    invalid: list[InvalidRow] = field(default_factory=list)  # rows a submit skipped
+    invalid_total: int = 0
 
     @property
     def total(self) -> int:
@@ -140,6 +158,7 @@ class ReportData:
     batches: list[BatchReport]
     row_limit: int = ROW_LIMIT
     gallery_limit: int = GALLERY_LIMIT
+    thumbnails: dict[str, bytes] = field(default_factory=dict)  # input URL -> cached thumbnail
 
 
 async def report_data(
@@ -154,6 +173,7 @@ async def report_data(
     Raises UnknownBatchError for a batch name that does not exist.
     """
     counts = await store.counts(batch)
+    invalid, invalid_counts = await invalid_rows_of(store, batch, limit=row_limit)
     async with store.transaction() as conn:
         query = sa.select(batches.c.id, batches.c.name, batches.c.submitted_at).order_by(
             batches.c.id
@@ -173,15 +193,21 @@ async def report_data(
                     failed=await _failed_jobs(conn, row.id, row_limit),
                     unfinished=await _unfinished_jobs(conn, row.id, row_limit),
                     gallery=await _done_results(conn, row.id, gallery_limit),
+                    sheet=await _sheet_jobs(conn, row.id, gallery_limit),
+                    invalid=[r for r in invalid if r.batch == row.name],
+                    invalid_total=invalid_counts.get(row.name, 0),
                     **activity.get(row.id, {}),
                 )
             )
+    urls = {u for b in reports for j in b.sheet for u in (j.model_url, j.clothes_url)}
+    checks = await cached_checks(store, urls)
     return ReportData(
         generated_at=utcnow(),
         database=store.url_for_display,
         batches=reports,
         row_limit=row_limit,
         gallery_limit=gallery_limit,
+        thumbnails={u: c.thumbnail for u, c in checks.items() if c.thumbnail},
     )
 
 
@@ -299,6 +325,27 @@ async def _unfinished_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> 
     return [_job_line(r) for r in await conn.execute(query)]
 
 
+async def _sheet_jobs(conn: AsyncConnection, batch_id: int, limit: int) -> list[SheetJob]:
+    if limit <= 0:
+        return []
+    query = (
+        sa.select(
+            jobs.c.external_id,
+            jobs.c.state,
+            jobs.c.clothes_type,
+            jobs.c.model_url,
+            jobs.c.clothes_url,
+            jobs.c.last_error_code,
+            jobs.c.last_error_message,
+            jobs.c.output_path,
+        )
+        .where(jobs.c.batch_id == batch_id)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [SheetJob(*r) for r in await conn.execute(query)]
+
+
 async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> list[ResultImage]:
     if limit <= 0:
         return []
@@ -318,13 +365,70 @@ async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> lis
     ]
 
 
+# -- invalid rows ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """A manifest row a submit skipped as invalid, with its reasons."""
+
+    batch: str
+    line: int
+    id: str | None
+    problems: str
+
+
+async def invalid_rows_of(
+    store: Store, batch: str | None = None, *, limit: int | None = None
+) -> tuple[list[InvalidRow], dict[str, int]]:
+    """The recorded invalid rows (the first `limit`, by batch and line) and how many each
+    batch has. Raises UnknownBatchError for an unknown batch name."""
+    async with store.transaction() as conn:
+        where: sa.ColumnElement[bool] = sa.true()
+        if batch is not None:
+            where = invalid_rows.c.batch_id == await store.batch_id(conn, batch)
+        joined = invalid_rows.join(batches, batches.c.id == invalid_rows.c.batch_id)
+        counted = (
+            sa.select(batches.c.name, sa.func.count())
+            .select_from(joined)
+            .where(where)
+            .group_by(batches.c.name)
+        )
+        counts = {name: int(n) for name, n in await conn.execute(counted)}
+        query = (
+            sa.select(
+                batches.c.name,
+                invalid_rows.c.line,
+                invalid_rows.c.external_id,
+                invalid_rows.c.problems,
+            )
+            .select_from(joined)
+            .where(where)
+            .order_by(invalid_rows.c.batch_id, invalid_rows.c.line)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        rows = [InvalidRow(*r) for r in await conn.execute(query)]
+    return rows, counts
+
+
 # -- export ------------------------------------------------------------------------------------
 
 
+INVALID_STATE = "invalid"
+"""The export's state for a manifest row a submit skipped (it never became a job)."""
+
+
 async def iter_export_rows(
-    store: Store, batch: str | None = None, *, chunk: int = EXPORT_CHUNK
+    store: Store,
+    batch: str | None = None,
+    *,
+    states: Sequence[str] = (),
+    chunk: int = EXPORT_CHUNK,
 ) -> AsyncIterator[dict[str, Any]]:
-    """One dict per job (keys `EXPORT_COLUMNS`), in job order, for every batch or `batch`.
+    """One dict per job (keys `EXPORT_COLUMNS` and `options`), in job order, for every batch
+    or `batch`, only in `states` when given; then the recorded invalid rows (state
+    `invalid`, the line and problems as the message) when `states` is empty or names it.
 
     Jobs are read `chunk` at a time, each chunk in its own short read transaction, and no
     connection is held while the caller handles the rows: memory stays flat at any size and a
@@ -334,6 +438,9 @@ async def iter_export_rows(
     if batch is not None:
         async with store.transaction() as conn:
             where = jobs.c.batch_id == await store.batch_id(conn, batch)
+    job_states = [s for s in states if s != INVALID_STATE]
+    if states:
+        where = sa.and_(where, jobs.c.state.in_(job_states))
     query = (
         sa.select(
             jobs.c.id.label("job_pk"),
@@ -351,6 +458,7 @@ async def iter_export_rows(
             jobs.c.bytes,
             jobs.c.request_id,
             jobs.c.finished_at,
+            jobs.c.options,
         )
         .select_from(jobs.join(batches, batches.c.id == jobs.c.batch_id))
         .order_by(jobs.c.id)
@@ -361,7 +469,19 @@ async def iter_export_rows(
         async with store.transaction() as conn:
             rows = (await conn.execute(query.where(where, jobs.c.id > last))).mappings().all()
         for row in rows:
-            yield {name: row[name] for name in EXPORT_COLUMNS}
+            yield {name: row[name] for name in (*EXPORT_COLUMNS, "options")}
         if len(rows) < chunk:
-            return
+            break
         last = rows[-1]["job_pk"]
+    if states and INVALID_STATE not in states:
+        return
+    invalid, _ = await invalid_rows_of(store, batch)
+    for bad in invalid:
+        yield {
+            **dict.fromkeys(EXPORT_COLUMNS),
+            "batch": bad.batch,
+            "id": bad.id,
+            "state": INVALID_STATE,
+            "last_error_message": f"line {bad.line}: {bad.problems}",
+            "options": {},
+        }

@@ -6,7 +6,7 @@ whatever the file's size). Pass 2 (`submit.py`) moves them into `jobs`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,15 @@ staging = sa.Table(
 )
 
 
+RECORDED_LIMIT = 100_000
+"""Invalid rows a submit records in `invalid_rows` (the rest are counted)."""
+
+
 @dataclass
 class Staged:
     rows: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS
+    recorded: list[Problem] = field(default_factory=list)  # the first RECORDED_LIMIT
     problem_count: int = 0
     duplicates_merged: int = 0
     sha256: str = ""
@@ -61,8 +66,10 @@ async def stage_manifest(
     progress: Progress | None,
     *,
     sqlite: bool,
+    refused: Mapping[int, str] | None = None,
 ) -> Staged:
-    """Pass 1: read and check every row; stage the valid ones in the temporary table."""
+    """Pass 1: read and check every row; stage the valid ones in the temporary table.
+    Rows whose line is in `refused` (the image preflight's verdicts) count as invalid."""
     staged = Staged()
     total = (await anyio.Path(path).stat()).st_size
     buffer: list[tuple[Any, ...]] = []
@@ -71,12 +78,17 @@ async def stage_manifest(
         staged.problem_count += 1
         if len(staged.problems) < MAX_PROBLEMS:
             staged.problems.append(p)
+        if len(staged.recorded) < RECORDED_LIMIT:
+            staged.recorded.append(p)
 
     with ManifestReader(path, fmt=fmt, base_url=base_url) as reader:
         try:
             for item in reader:
                 if isinstance(item, Problem):
                     problem(item)
+                    continue
+                if refused and item.line in refused:
+                    problem(Problem(item.line, refused[item.line], item.id))
                     continue
                 buffer.append(_staging_row(item))
                 if len(buffer) >= chunk_rows:

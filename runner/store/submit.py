@@ -12,6 +12,7 @@ Two passes, so that a bad row or a crash never leaves half a manifest queued:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from runner.store.database import PG_MIGRATION_LOCK
 from runner.store.lifecycle import IN_FLIGHT_STATES, EventKind, JobState
 from runner.store.models import UTCDateTime, batches, events, jobs, submissions
 from runner.store.queue import Store
+from runner.store.resubmit import record_invalid_rows, replace_changed
 from runner.store.staging import (
     JOB_FIELDS,
     Progress,
@@ -58,6 +60,7 @@ class SubmitResult:
     duplicates_merged: int = 0  # identical rows without an id, counted once
     invalid: int = 0  # rows with problems
     problems: list[Problem] = field(default_factory=list)
+    replaced: int = 0  # ... of which were updated and queued again (--replace)
     unchanged: bool = False  # this exact manifest was already submitted to this batch
     skipped_invalid: bool = False  # --skip-invalid: the valid rows were queued anyway
     new_batch: bool = False
@@ -90,6 +93,8 @@ async def submit_manifest(
     base_url: str | None = None,
     skip_invalid: bool = False,
     force: bool = False,
+    replace: bool = False,
+    refused: Mapping[int, str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
 ) -> SubmitResult:
@@ -100,6 +105,11 @@ async def submit_manifest(
     same content to the same batch again adds nothing; a changed manifest adds only the ids
     the batch does not have yet. A row identical to a finished job in any batch is done at
     once (no paid call) and one identical to a job in flight waits for it, unless `force`.
+
+    With `replace`, ids already in the batch whose row changed are updated and queued again
+    when they are not done (all of them with `force`). Lines in `refused` (the image
+    preflight's verdicts) count as invalid rows. Invalid rows skipped are recorded in
+    `invalid_rows` with their reasons.
 
     Raises ManifestFormatError (unknown format, bad --base-url or batch name), OSError
     (cannot read the file); file-level faults such as unknown columns come back as problems.
@@ -113,6 +123,7 @@ async def submit_manifest(
         "base_url": base_url,
         "skip_invalid": skip_invalid,
         "force": force,
+        "replace": replace,
     }
 
     async with store.transaction() as conn:
@@ -128,7 +139,7 @@ async def submit_manifest(
                 await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
                 await conn.run_sync(lambda c: staging.create(c))
                 staged = await stage_manifest(
-                    conn, path, fmt, base_url, chunk_rows, progress, sqlite=sqlite
+                    conn, path, fmt, base_url, chunk_rows, progress, sqlite=sqlite, refused=refused
                 )
             if staged.problem_count and not skip_invalid:
                 return SubmitResult(
@@ -152,7 +163,7 @@ async def submit_manifest(
                     sha=sha,
                     options=options,
                     force=force,
-                    skip_invalid=skip_invalid,
+                    replace=replace,
                     chunk_rows=chunk_rows,
                     progress=progress,
                 )
@@ -186,7 +197,7 @@ async def _queue_staged(
     sha: str,
     options: dict[str, Any],
     force: bool,
-    skip_invalid: bool,
+    replace: bool,
     chunk_rows: int,
     progress: Progress | None,
 ) -> SubmitResult:
@@ -258,6 +269,7 @@ async def _queue_staged(
     )
 
     counts = await classify(conn)
+    replaced = await replace_changed(conn, batch_id, now, force=force) if replace else 0
     total = staged.rows
     is_new = s.c.present_id.is_(None)
     is_leader = sa.or_(s.c.leader_line.is_(None), s.c.leader_line == s.c.line)
@@ -355,13 +367,15 @@ async def _queue_staged(
             skipped_invalid=staged.problem_count,
         )
     )
+    await record_invalid_rows(conn, batch_id, staged.recorded, now)
     return SubmitResult(
         batch=name,
         rows=staged.rows,
         duplicates_merged=staged.duplicates_merged,
         invalid=staged.problem_count,
         problems=staged.problems,
-        skipped_invalid=skip_invalid and staged.problem_count > 0,
+        skipped_invalid=staged.problem_count > 0,
+        replaced=replaced,
         new_batch=new_batch,
         queued=counts["queued"],
         linked_done=counts["linked_done"],
