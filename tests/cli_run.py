@@ -35,6 +35,8 @@ def run_env(home: Path, secret_id: str, secret_key: str, **extra: str) -> dict[s
     the developer's CHANGECLOTHES_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHANGECLOTHES_", "TENCENT"))}
     env.update(HOME=str(home), TENCENTCLOUD_SECRET_ID=secret_id, TENCENTCLOUD_SECRET_KEY=secret_key)
+    # Off a terminal rich wraps at 80 columns, which would cut a long path in two.
+    env["COLUMNS"] = "1000"
     env.update(extra)
     return env
 
