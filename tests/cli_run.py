@@ -88,14 +88,16 @@ class RunProcess:
         self.peak_rss_mb = usage.ru_maxrss / 1024
         self.returncode = self.proc.returncode = os.waitstatus_to_exitcode(status)
 
-    def wait_for_line(self, text: str, timeout: float = 60) -> str:
-        """The first stderr line containing `text`; fails the test if the process ends, or
-        `timeout` passes, without one."""
+    def wait_for_line(self, text: str, timeout: float = 60, count: int = 1) -> str:
+        """The `count`th stderr line containing `text`; fails the test if the process ends,
+        or `timeout` passes, without it."""
+
+        def matches() -> list[str]:
+            return [line for line in self._lines if text in line]
+
         with self._changed:
-            found = self._changed.wait_for(
-                lambda: self._eof or any(text in line for line in self._lines), timeout
-            )
-            match = next((line for line in self._lines if text in line), None)
+            found = self._changed.wait_for(lambda: self._eof or len(matches()) >= count, timeout)
+            match = matches()[count - 1] if len(matches()) >= count else None
         if not found or match is None:
             self.kill()
             pytest.fail(f"no line with {text!r} on stderr:\n{self.stderr[-3000:]}")
