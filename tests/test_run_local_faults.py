@@ -14,8 +14,9 @@ import os
 import resource
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -29,10 +30,18 @@ from tests.run_support import all_jobs, submit, write_manifest
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
 CREDS = FakeCredentials("AKIDlocalfault000001", "local-fault-secret-key")
-JOBS = 8
+JOBS = 5
 CONCURRENCY = 2
 BATCH = "night"
 ROOT = os.geteuid() == 0
+# Opening a store runs its migrations through Alembic's process-wide context: scenarios
+# running side by side in this process take turns at it (the runs are processes of their own).
+STORE_OPEN = anyio.Lock()
+
+
+async def jobs_of(db: str) -> list[dict[str, Any]]:
+    async with STORE_OPEN:
+        return await all_jobs(db)
 
 
 def _sh(*args: str) -> None:
@@ -100,7 +109,7 @@ class Night:
         rerun = await self.run()
         assert rerun.returncode == 0, f"{rerun.stdout}\n{rerun.stderr[-3000:]}"
         rerun.assert_no_traceback()
-        jobs = await all_jobs(self.db)
+        jobs = await jobs_of(self.db)
         assert [j["state"] for j in jobs] == ["done"] * JOBS
         for job in jobs:
             path = Path(job["output_path"])
@@ -117,17 +126,19 @@ async def night(tmp_path: Path, db: str | None = None) -> AsyncIterator[Night]:
     async with serve_fake(
         credentials=CREDS, seed=3, latency=0.05, concurrency=CONCURRENCY
     ) as server:
-        await submit(db, write_manifest(tmp_path / "m.csv", JOBS), server.url + "/", batch=BATCH)
+        manifest = write_manifest(tmp_path / "m.csv", JOBS)
+        async with STORE_OPEN:
+            await submit(db, manifest, server.url + "/", batch=BATCH)
         yield Night(tmp_path, server, db, tmp_path / "out")
 
 
-async def test_disk_full_under_out_halts_then_a_rerun_completes(tmp_path: Path) -> None:
+async def disk_full_under_out(tmp_path: Path) -> None:
     out = tmp_path / "out"
     if ROOT:
-        with tmpfs(out, "160k"):
+        with tmpfs(out, "100k"):  # room for two results
             async with night(tmp_path) as n:
                 await n.assert_halted_naming(await n.run(), out)
-                assert any(j["state"] == "done" for j in await all_jobs(n.db)), "it filled up"
+                assert any(j["state"] == "done" for j in await jobs_of(n.db)), "it filled up"
                 remount(out, "size=64m")
                 await n.assert_rerun_completes()
     else:
@@ -138,7 +149,7 @@ async def test_disk_full_under_out_halts_then_a_rerun_completes(tmp_path: Path) 
             await n.assert_rerun_completes()
 
 
-async def test_read_only_out_halts_then_a_rerun_completes(tmp_path: Path) -> None:
+async def read_only_out(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with contextlib.ExitStack() as stack:
         if ROOT:
@@ -157,7 +168,7 @@ async def test_read_only_out_halts_then_a_rerun_completes(tmp_path: Path) -> Non
             await n.assert_rerun_completes()
 
 
-async def test_file_where_the_batch_folder_should_be(tmp_path: Path) -> None:
+async def file_where_the_batch_folder_should_be(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / BATCH).write_text("not a folder")
@@ -167,8 +178,7 @@ async def test_file_where_the_batch_folder_should_be(tmp_path: Path) -> None:
         await n.assert_rerun_completes()
 
 
-@pytest.mark.skipif(not ROOT, reason="needs a small file system of its own (root)")
-async def test_database_disk_full_halts_then_a_rerun_completes(tmp_path: Path) -> None:
+async def database_disk_full(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "dbdisk", "2m") as disk:
         db = disk / "queue.db"
         async with night(tmp_path, db=str(db)) as n:
@@ -183,3 +193,31 @@ async def test_database_disk_full_halts_then_a_rerun_completes(tmp_path: Path) -
             await n.assert_halted_naming(await n.run(), db)
             filler.unlink()
             await n.assert_rerun_completes()
+
+
+SCENARIOS: dict[str, Callable[[Path], Awaitable[None]]] = {
+    "disk-full": disk_full_under_out,
+    "read-only": read_only_out,
+    "file-for-folder": file_where_the_batch_folder_should_be,
+}
+if ROOT:  # the database's disk needs a small file system of its own
+    SCENARIOS["database-full"] = database_disk_full
+
+
+async def test_each_local_fault_exits_5_naming_the_path_and_a_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    """The scenarios run side by side (each with its own queue, folder and fake server):
+    the test costs one of them, not four."""
+
+    async def scenario(name: str) -> None:
+        folder = tmp_path / name
+        folder.mkdir()
+        try:
+            await SCENARIOS[name](folder)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from exc
+
+    async with anyio.create_task_group() as tg:
+        for name in SCENARIOS:
+            tg.start_soon(scenario, name)
