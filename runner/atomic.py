@@ -23,6 +23,18 @@ def temp_name(folder: Path, prefix: str) -> Path:
     return folder / f"{prefix}{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An OSError from writing to an open file (ENOSPC from write or fsync) names no file:
+    give it `path`, so the one sentence the user reads says which disk is full."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def fsync_file(path: Path) -> None:
     with path.open("rb+") as fh:
         os.fsync(fh.fileno())

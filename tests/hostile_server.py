@@ -27,6 +27,7 @@ import json
 import struct
 import sys
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ DOWNLOAD_KINDS = (
     "500",
     "bomb",
     "big-pixels",
+)
+# Modes whose answer carries a ResultImage: the service would have charged for them, whatever
+# the client then makes of the answer.
+PAID_MODES = frozenset(
+    {"ok-url", "ok-base64", "bomb-base64", "endless", "huge-request-id", "long-url", "not-url"}
 )
 CHUNK = 64 * 1024
 TWO_GB = 2 * 1024**3
@@ -111,6 +117,7 @@ class HostileServer:
     drip_interval: float = 0.5
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     calls: int = 0
+    paid: Counter[str] = field(default_factory=Counter)  # ModelUrl -> answers with a result
 
     async def _pause(self, seconds: float) -> bool:
         """Sleeps; False once the server is stopping, so endless handlers end with it."""
@@ -126,10 +133,13 @@ class HostileServer:
         self.calls += 1
         try:
             body: Any = json.loads(await request.read())
-            query = URL(str(body.get("ModelUrl", ""))).query
+            model_url = str(body.get("ModelUrl", ""))
         except (ValueError, AttributeError):
-            query = URL().query
+            model_url = ""
+        query = URL(model_url).query
         mode = query.get("api", self.api)
+        if mode in PAID_MODES:
+            self.paid[model_url] += 1
         download = query.get("download", self.download)
         result_url = f"{self.url}/dl/{download}"
         if "side" in query:

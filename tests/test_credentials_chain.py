@@ -126,7 +126,9 @@ def _cli(
 def test_malformed_home_file_at_debug_leaks_nothing(tmp_path: Path) -> None:
     (tmp_path / ".tencentcloud").mkdir()
     (tmp_path / ".tencentcloud" / "credentials").write_text(f"secret_key = {SECRET}\n")
-    proc = _cli(tmp_path, "-vv", "run", "--db", str(tmp_path / "q.db"))
+    db = str(tmp_path / "q.db")  # a queue, so that `run` gets as far as the credentials
+    anyio.run(submit, db, write_manifest(tmp_path / "m.csv", 1), "http://127.0.0.1/")
+    proc = _cli(tmp_path, "-vv", "run", "--db", db)
     assert proc.returncode == 2
     assert "credentials line 1 is malformed" in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr

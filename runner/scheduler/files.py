@@ -21,7 +21,7 @@ from typing import BinaryIO
 import anyio
 from PIL import Image, UnidentifiedImageError
 
-from runner.atomic import TEMP_SUFFIX, commit, fsync_file, temp_name
+from runner.atomic import TEMP_SUFFIX, commit, fsync_file, naming, temp_name
 
 TEMP_PREFIX = ".changeclothes-"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
@@ -169,7 +169,7 @@ def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> P
     if temp is None:
         folder.mkdir(parents=True, exist_ok=True)
         temp = temp_path(folder, stem)
-    with temp.open("ab") as fh:
+    with naming(temp), temp.open("ab") as fh:
         fh.writelines(parts)
     return temp
 
@@ -179,7 +179,8 @@ def _store(
 ) -> Path:
     temp = _append(folder, stem, temp, parts)
     try:
-        fsync_file(temp)
+        with naming(temp):
+            fsync_file(temp)
         return _finish(temp, folder, stem, content_type)
     except BaseException:
         with contextlib.suppress(OSError):

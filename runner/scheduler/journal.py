@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner.atomic import naming
+
 PREFIX = ".changeclothes-paid-"
 SUFFIX = ".jsonl"
 TRUNCATE_BYTES = 1024 * 1024
@@ -53,7 +55,8 @@ class PaidJournal:
                 "event": event,
             }
         )
-        self._size += os.write(self._fd, line.encode() + b"\n")
+        with naming(self.path):
+            self._size += os.write(self._fd, line.encode() + b"\n")
         self._pending += 1
 
     def stored(self) -> None:
@@ -61,7 +64,8 @@ class PaidJournal:
         so a night of a million results does not leave a file of that size."""
         self._pending -= 1
         if self._pending == 0 and self._size > TRUNCATE_BYTES:
-            os.ftruncate(self._fd, 0)
+            with naming(self.path):
+                os.ftruncate(self._fd, 0)
             self._size = 0
 
     def close(self) -> None:

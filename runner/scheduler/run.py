@@ -216,13 +216,17 @@ class Scheduler:
                 self._local_fault(exc)
                 break
             if job is None:
-                if (
-                    self.slots.in_flight == 0
-                    and self.downloads.queue.idle
-                    and not await self.store.has_work(settings.batch)
-                ):
+                try:
+                    if (
+                        self.slots.in_flight == 0
+                        and self.downloads.queue.idle
+                        and not await self.store.has_work(settings.batch)
+                    ):
+                        break
+                    await self._sleep_until_work()
+                except LOCAL_FAULTS as exc:
+                    self._local_fault(exc)
                     break
-                await self._sleep_until_work()
                 continue
             try:
                 lease = await self.slots.acquire()
@@ -233,7 +237,11 @@ class Scheduler:
                 raise
             if self.stop_reason is not None:
                 lease.release()
-                await self.store.release(job.id)
+                # A database that just failed may fail this too: the job then stays claimed
+                # and the next start puts it back. Escaping here would cancel the calls in
+                # flight, whose paid results must still be recorded.
+                with contextlib.suppress(*LOCAL_FAULTS):
+                    await self.store.release(job.id)
                 break
             self.stats.calls += 1
             calls.start_soon(self._call, job, lease)

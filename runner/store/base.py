@@ -78,8 +78,13 @@ class StoreBase:
         transaction on a connection from `connection()`.
         """
         try:
-            async with self._transaction(immediate, conn) as active:
-                yield active
+            # A write is never cut by cancellation: cut while its statement runs in the
+            # driver's thread, it leaves SQLite's write lock to a connection nobody rolls
+            # back, and the next write (a cancelled call's release) waits out the busy
+            # timeout, once per call in flight: the run hung on its way out. Writes are short.
+            with anyio.CancelScope(shield=immediate):
+                async with self._transaction(immediate, conn) as active:
+                    yield active
         except OperationalError as exc:
             detail = str(exc.orig or exc).splitlines()[0]
             raise StoreUnavailable(
