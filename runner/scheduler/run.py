@@ -303,11 +303,13 @@ class Scheduler:
                     job.id, result.result_image, expires, result.request_id, event=paid
                 )
             except JobStateError:
+                self.journal.stored()
                 log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
                 self.stats.returned += 1  # not this run's job any more
                 return
-            finally:
-                self.journal.stored()
+            # Only now: a write that failed (a full database disk) leaves the entry in the
+            # journal, which the next start replays.
+            self.journal.stored()
             self.downloads.put(
                 replace(job, result_url=result.result_image, result_expires_at=expires)
             )
