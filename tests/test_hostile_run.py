@@ -95,7 +95,11 @@ async def test_every_hostile_answer_in_one_run_is_bounded_and_classified(tmp_pat
     run.assert_no_traceback()
     assert run.peak_rss_mb < RSS_LIMIT_MB, f"peak RSS {run.peak_rss_mb:.0f} MB"
 
-    files = {p.name: p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    files = {
+        p.name: p.stat().st_size
+        for p in out.rglob("*")
+        if p.is_file() and not p.match("run-*.json")  # the run's summary
+    }
     assert all(size <= CAP for size in files.values()), files
     assert not [name for name in files if name.endswith(TEMP_SUFFIX)], files
     assert sorted(files) == ["good-base64.png", "good-url.png"], "only results that are images"
