@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.store import open_store
-from runner.store.reports import EXPORT_COLUMNS, iter_export_rows
+from runner.store.export import EXPORT_COLUMNS, iter_export_rows
 from runner.store.submit import submit_manifest
 from tests.report_support import BASE_URL, DECODE, ODD_ID, XSS, Morning, build_morning
 from tests.report_support import write_manifest as write_plain_manifest

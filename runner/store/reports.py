@@ -1,4 +1,4 @@
-"""The queue read the morning after a run: report data and export rows.
+"""The queue read the morning after a run: what `changeclothes report` shows.
 
 Kept apart from `queue.py`, which holds the scheduler's transitions; like it, every query here
 is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
@@ -6,13 +6,10 @@ is plain SQLAlchemy Core and runs on SQLite and PostgreSQL alike.
 - `report_data` gathers what `changeclothes report` shows, per batch: jobs per state, calls
   by answer, API time, expiries, the failed and unfinished jobs (capped), and done results
   for the gallery (capped). It reads; the HTML lives in `runner.report`.
-- `iter_export_rows` yields one dict per job, fetched in chunks by id (keyset paging, one
-  short read transaction per chunk), so a million-job export holds one chunk in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,27 +29,6 @@ ROW_LIMIT = 1000
 
 GALLERY_LIMIT = 10_000
 """Jobs shown per batch in a report's review sheet (and done results in its gallery data)."""
-
-EXPORT_CHUNK = 2000
-"""Jobs read per query by `iter_export_rows`."""
-
-EXPORT_COLUMNS = (
-    "batch",
-    "id",
-    "state",
-    "model_url",
-    "clothes_url",
-    "clothes_type",
-    "attempts",
-    "last_error_code",
-    "last_error_message",
-    "output_path",
-    "sha256",
-    "bytes",
-    "request_id",
-    "finished_at",
-)
-"""The export's columns, in order. `id` is the manifest's id (the output file's name)."""
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -410,78 +386,3 @@ async def invalid_rows_of(
             query = query.limit(limit)
         rows = [InvalidRow(*r) for r in await conn.execute(query)]
     return rows, counts
-
-
-# -- export ------------------------------------------------------------------------------------
-
-
-INVALID_STATE = "invalid"
-"""The export's state for a manifest row a submit skipped (it never became a job)."""
-
-
-async def iter_export_rows(
-    store: Store,
-    batch: str | None = None,
-    *,
-    states: Sequence[str] = (),
-    chunk: int = EXPORT_CHUNK,
-) -> AsyncIterator[dict[str, Any]]:
-    """One dict per job (keys `EXPORT_COLUMNS` and `options`), in job order, for every batch
-    or `batch`, only in `states` when given; then the recorded invalid rows (state
-    `invalid`, the line and problems as the message) when `states` is empty or names it.
-
-    Jobs are read `chunk` at a time, each chunk in its own short read transaction, and no
-    connection is held while the caller handles the rows: memory stays flat at any size and a
-    run may go on writing meanwhile. Raises UnknownBatchError for an unknown batch name.
-    """
-    where: sa.ColumnElement[bool] = sa.true()
-    if batch is not None:
-        async with store.transaction() as conn:
-            where = jobs.c.batch_id == await store.batch_id(conn, batch)
-    job_states = [s for s in states if s != INVALID_STATE]
-    if states:
-        where = sa.and_(where, jobs.c.state.in_(job_states))
-    query = (
-        sa.select(
-            jobs.c.id.label("job_pk"),
-            batches.c.name.label("batch"),
-            jobs.c.external_id.label("id"),
-            jobs.c.state,
-            jobs.c.model_url,
-            jobs.c.clothes_url,
-            jobs.c.clothes_type,
-            jobs.c.attempts,
-            jobs.c.last_error_code,
-            jobs.c.last_error_message,
-            jobs.c.output_path,
-            jobs.c.sha256,
-            jobs.c.bytes,
-            jobs.c.request_id,
-            jobs.c.finished_at,
-            jobs.c.options,
-        )
-        .select_from(jobs.join(batches, batches.c.id == jobs.c.batch_id))
-        .order_by(jobs.c.id)
-        .limit(chunk)
-    )
-    last = 0
-    while True:
-        async with store.transaction() as conn:
-            rows = (await conn.execute(query.where(where, jobs.c.id > last))).mappings().all()
-        for row in rows:
-            yield {name: row[name] for name in (*EXPORT_COLUMNS, "options")}
-        if len(rows) < chunk:
-            break
-        last = rows[-1]["job_pk"]
-    if states and INVALID_STATE not in states:
-        return
-    invalid, _ = await invalid_rows_of(store, batch)
-    for bad in invalid:
-        yield {
-            **dict.fromkeys(EXPORT_COLUMNS),
-            "batch": bad.batch,
-            "id": bad.id,
-            "state": INVALID_STATE,
-            "last_error_message": f"line {bad.line}: {bad.problems}",
-            "options": {},
-        }
