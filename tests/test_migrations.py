@@ -31,7 +31,16 @@ from runner.store.models import Base
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parent.parent
-TABLES = {"batches", "jobs", "events", "submissions", "alembic_version"}
+TABLES = {
+    "batches",
+    "jobs",
+    "events",
+    "submissions",
+    "runners",
+    "accounts",
+    "leases",
+    "alembic_version",
+}
 
 
 async def _tables(url: str) -> set[str]:
@@ -50,8 +59,9 @@ def test_the_revisions_are_in_order_and_head_is_the_newest() -> None:
         "0002_submissions.py",
         "0003_cancelled.py",
         "0004_regenerations.py",
+        "0006_runners.py",
     ]
-    assert head_revision() == "0004"
+    assert head_revision() == "0006"
 
 
 async def test_opening_an_empty_database_migrates_it_to_head(db: str) -> None:

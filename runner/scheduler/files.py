@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import time
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -121,7 +123,28 @@ def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Pa
 
 
 def temp_path(folder: Path, stem: str) -> Path:
-    return temp_name(folder, f"{TEMP_PREFIX}{stem}-")
+    # The writer's process id is in the name: a runner starting next to a live one on this
+    # host removes only the temporary files of processes that are gone.
+    return temp_name(folder, f"{TEMP_PREFIX}{stem}-p{os.getpid()}-")
+
+
+_WRITER = re.compile(r"-p(\d+)-[0-9a-f]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def _writer_gone(path: Path) -> bool:
+    found = _WRITER.search(path.name)
+    if found is None:
+        return True  # named before writers were: an old run's
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 SPILL_BYTES = 1024 * 1024  # chunks gathered in memory before they go to the temporary file
@@ -194,14 +217,18 @@ async def write_bytes(folder: Path, stem: str, data: bytes) -> WrittenFile:
     return await write_stream(folder, stem, one_chunk(), None)
 
 
-def remove_stale_temp_files(folder: Path) -> int:
-    """Temporary files a killed run left behind (never whole results: those are renamed)."""
+def remove_stale_temp_files(folder: Path, older_than: float = 0.0) -> int:
+    """Temporary files a killed run left behind (never whole results: those are renamed):
+    those of processes gone from this host, and any untouched for `older_than` seconds (a
+    folder shared between hosts)."""
     removed = 0
     if not folder.is_dir():
         return 0
     for path in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        path.unlink(missing_ok=True)
-        removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            if _writer_gone(path) or time.time() - path.stat().st_mtime >= older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
     return removed
 
 
