@@ -21,6 +21,7 @@ from runner.cli.options import (
     endpoint_options,
     out_option,
     resolve_endpoint,
+    stale_after_option,
 )
 from runner.cli.store import _require_existing
 from runner.credentials import CredentialsError, load_credentials
@@ -83,9 +84,11 @@ def report_result(result: RunResult, console: Console) -> None:
     show_default=True,
     envvar="CHANGECLOTHES_CONCURRENCY",
     type=click.IntRange(1, 256),
-    help="API calls in flight at once: your account's ChangeClothes concurrency (1 unless "
-    "you bought more).",
+    help="API calls in flight at once from this process: your account's ChangeClothes "
+    "concurrency (1 unless you bought more), or this runner's share of it when several run "
+    "(see `changeclothes account set-concurrency`).",
 )
+@stale_after_option
 @click.option(
     "--rsp-img-type",
     default="url",
@@ -192,6 +195,7 @@ def run_command(
     region: str,
     profile: str,
     concurrency: int,
+    stale_after: float,
     rsp_img_type: str,
     batch: str | None,
     until: str | None,
@@ -226,6 +230,7 @@ def run_command(
     settings = RunSettings(
         out_dir=Path(out),
         concurrency=concurrency,
+        stale_after=timedelta(seconds=stale_after),
         download_workers=download_workers,
         rsp_img_type=rsp_img_type,
         batch=batch,

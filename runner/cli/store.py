@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -13,7 +14,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.cli.main import cli
-from runner.cli.options import db_option
+from runner.cli.options import db_option, stale_after_option
 from runner.store import JobState, StoreError, open_store
 from runner.store.database import database_url, display_url, head_revision
 
@@ -100,28 +101,43 @@ def db_current(db: str) -> None:
 @cli.command("status")
 @click.option("--batch", default=None, help="Only this batch [default: every batch].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@stale_after_option
 @db_option
-def status(batch: str | None, as_json: bool, db: str) -> None:
-    """Show how many jobs of each batch are in each state.
+def status(batch: str | None, as_json: bool, stale_after: float, db: str) -> None:
+    """Show how many jobs of each batch are in each state, and the runners at work.
 
     States: queued (waiting for an API slot), submitting (call in flight), generated
     (result waiting for download), linked (waiting on an identical job), done, failed.
+    Runners: live ones (host, pid, since, jobs in flight, API leases held), then stale ones.
     Exits 2 when there is no queue database.
     """
+    from runner.cli.account import runner_lines, runners_json
+    from runner.store.runners import RunnerInfo, list_runners
+
     _require_existing(db)
 
-    async def go() -> dict[str, dict[str, int]]:
+    async def go() -> tuple[dict[str, dict[str, int]], list[RunnerInfo]]:
         async with await open_store(db) as store:
-            return await store.counts(batch)
+            return await store.counts(batch), await list_runners(
+                store, timedelta(seconds=stale_after)
+            )
 
-    statuses = run_store(go)
+    statuses, runners = run_store(go)
     if as_json:
-        click.echo(json.dumps(status_json(statuses), indent=2))
+        click.echo(
+            json.dumps({**status_json(statuses), "runners": runners_json(runners)}, indent=2)
+        )
         return
     if not statuses:
         click.echo("No batches yet: submit a manifest with `changeclothes submit`.")
-        return
-    header, rows = status_table(statuses)
+    else:
+        _print_table(*status_table(statuses))
+    if runners:
+        for line in runner_lines(runners):
+            click.echo(line)
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

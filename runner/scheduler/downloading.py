@@ -84,6 +84,10 @@ class Downloads:
 
     async def _download(self, job: Job) -> None:
         assert job.result_url is not None and job.result_expires_at is not None
+        if not await self.store.owns(job.id):
+            # Taken over while this runner was thought dead: the new owner fetches it.
+            log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
+            return
         tries = 0
         while True:
             if utcnow() >= job.result_expires_at:

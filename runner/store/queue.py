@@ -288,6 +288,14 @@ class Store(StoreBase):
                 result = result.replace(tzinfo=UTC)
             return result
 
+    async def owns(self, job_id: int) -> bool:
+        """Is the job still claimed by this store's runner (always, without a runner)?"""
+        if self.runner is None:
+            return True
+        async with self.transaction() as conn:
+            claimed_by = await conn.scalar(sa.select(jobs.c.claimed_by).where(jobs.c.id == job_id))
+            return bool(claimed_by == self.runner)
+
     async def has_work(self, batch: str | None = None) -> bool:
         """Is any job (of `batch`) not finished yet (queued, in flight or linked)?"""
         async with self.transaction() as conn:
