@@ -1,8 +1,9 @@
 """Keeping this runner alive in the queue's eyes, and taking over from runners that are not.
 
 Every few seconds the runner renews its heartbeat and looks for dead runners (a heartbeat
-older than --stale-after, or a process gone from this host): their calls cut short go back
-to the queue and their results waiting for download become this runner's.
+older than --stale-after, or a process gone from this host): the paid results a dead runner
+on this host journaled are stored first, then its calls cut short go back to the queue,
+its results waiting for download become this runner's, and its temporary files go.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import timedelta
 import anyio
 
 from runner.scheduler.faults import LOCAL_FAULTS
+from runner.scheduler.files import remove_stale_temp_files
+from runner.scheduler.resume import replay_orphaned_journals
 from runner.scheduler.settings import RunSettings
 from runner.store import DeclaredDead, Job, Store
 from runner.store.runners import reap
@@ -43,7 +46,12 @@ async def keep_alive(
     while True:
         await anyio.sleep(beat_interval(settings.stale_after))
         try:
+            await replay_orphaned_journals(store, settings.out_dir)
             reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
+            if reaped.runners:
+                await anyio.to_thread.run_sync(
+                    remove_stale_temp_files, settings.out_dir, settings.stale_after.total_seconds()
+                )
         except STOPS_THE_RUN as exc:
             stop(exc)
             return

@@ -104,6 +104,11 @@ class SharedSlots:
         try:
             slot = await self.local.acquire()
             await backoff.wait()
+            # The wait may have been long (a paused process, a machine asleep): a job taken
+            # over meanwhile is not called for again.
+            if not await self.store.owns(claim.job.id):
+                slot.release()
+                return None
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await Lease(self.store, claim.lease_id, None).release()

@@ -28,13 +28,13 @@ async def resume_after_crash(store: Store, settings: RunSettings) -> dict[str, i
     )
     if removed:
         log.info("Removed %d temporary files left by an interrupted run.", removed)
-    replayed = await _replay_orphaned_journals(store, settings.out_dir)
+    replayed = await replay_orphaned_journals(store, settings.out_dir)
     await register(store, settings.worker)
     reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
     return {**reaped.counts(), "replayed": replayed}
 
 
-async def _replay_orphaned_journals(store: Store, out_dir: Path) -> int:
+async def replay_orphaned_journals(store: Store, out_dir: Path) -> int:
     """Paid results a killed run had journaled but not yet stored."""
     replayed = 0
     for path, entries in orphaned_entries(out_dir):
