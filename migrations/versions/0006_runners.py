@@ -1,5 +1,6 @@
 """Several runners on one queue: the runners and their heartbeats, the account's concurrency,
-the API slots leased to runners, and an index holding only claimable jobs.
+the API slots leased to runners, and an index holding only claimable jobs (which replaces
+the index of every job by state and id).
 
 Revision ID: 0006
 Revises: 0004
@@ -56,9 +57,12 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'queued'"),
         sqlite_where=sa.text("state = 'queued'"),
     )
+    # Claims read the partial index; other lookups by state have (state, not_before).
+    op.drop_index("ix_jobs_state_id", table_name="jobs")
 
 
 def downgrade() -> None:
+    op.create_index("ix_jobs_state_id", "jobs", ["state", "id"])
     op.drop_index("ix_jobs_claimable", table_name="jobs")
     op.drop_index("ix_leases_runner_id", table_name="leases")
     op.drop_table("leases")

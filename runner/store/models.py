@@ -121,8 +121,8 @@ class JobModel(Base):
 
     __table_args__ = (
         sa.UniqueConstraint("batch_id", "external_id", name="uq_jobs_batch_external_id"),
-        # claim_next: the oldest queued job (state = 'queued' ORDER BY id).
-        sa.Index("ix_jobs_state_id", "state", "id"),
+        # claim_next reads ix_jobs_claimable (revision 0006, in lifecycle.py), which replaced
+        # ix_jobs_state_id (state, id): that one also indexed every finished job.
         # next_not_before: the earliest back-off among queued jobs.
         sa.Index("ix_jobs_state_not_before", "state", "not_before"),
         # status: counts per batch and state, answered from the index alone.
