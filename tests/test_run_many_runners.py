@@ -25,10 +25,11 @@ import anyio
 import pytest
 import sqlalchemy as sa
 from anyio.abc import Process
+from sqlalchemy.exc import DBAPIError
 
 from runner.fake import FakeServer, serve_fake
-from runner.store import open_store
-from runner.store.models import events, jobs, leases
+from runner.store import StoreError, open_store
+from runner.store.models import accounts, events, jobs, leases
 from runner.store.models import runners as runners_table
 from tests.run_support import all_jobs, submit, write_manifest
 from tests.store_fixtures import database_for
@@ -125,6 +126,26 @@ def results_written(out: Path) -> dict[Path, tuple[int, int]]:
         for p in out.rglob("*")
         if not p.name.startswith(".changeclothes-paid-")  # the runner's own journal
     }
+
+
+async def holds_no_lock(db: str, runner_id: str) -> bool:
+    """Is the (paused) runner outside any write transaction?"""
+    if "://" not in db:
+        return await anyio.to_thread.run_sync(write_lock_free, db)
+    store = await open_store(db)
+    try:
+        async with store.transaction() as conn:
+            await conn.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+            for key in (runners_table.c.id, accounts.c.name):
+                await conn.execute(sa.select(key).with_for_update())
+            await conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.claimed_by == runner_id).with_for_update()
+            )
+        return True
+    except (StoreError, DBAPIError):  # a lock wait timed out
+        return False
+    finally:
+        await store.close()
 
 
 def write_lock_free(db: str) -> bool:
@@ -255,11 +276,16 @@ async def test_a_second_run_started_mid_flight_pays_nothing_twice(tmp_path: Path
         assert "cut short" not in log
 
 
-async def test_a_paused_runner_is_taken_over_and_neither_pays_nor_writes(tmp_path: Path) -> None:
-    db = str(tmp_path / "queue.db")
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+async def test_a_paused_runner_is_taken_over_and_neither_pays_nor_writes(
+    tmp_path: Path, backend: str
+) -> None:
     out = tmp_path / "out"
     total = 6
-    async with serve_fake(concurrency=2, latency=0.5, seed=9) as server:
+    async with (
+        database_for(backend, tmp_path) as db,
+        serve_fake(concurrency=2, latency=0.5, seed=9) as server,
+    ):
         await submit(db, write_manifest(tmp_path / "m.csv", total), server.url + "/")
         async with runners(db, out, server, [1]) as paused:
 
@@ -267,11 +293,12 @@ async def test_a_paused_runner_is_taken_over_and_neither_pays_nor_writes(tmp_pat
                 return server.stats()["in_flight"] == 1
 
             # Paused with a call in flight, and outside a write: a process stopped inside
-            # one would hold the SQLite file's write lock, which no runner can take back.
+            # one would hold the SQLite file's write lock, or its row's lock on PostgreSQL,
+            # which no runner can take back until it resumes.
             while True:
                 await until(its_call_in_flight, "the runner never sent a call")
                 paused[0].send_signal(signal.SIGSTOP)
-                if await anyio.to_thread.run_sync(write_lock_free, db):
+                if await holds_no_lock(db, worker_id(paused[0])):
                     break
                 paused[0].send_signal(signal.SIGCONT)
             mine = sa.select(jobs.c.id).where(jobs.c.claimed_by == worker_id(paused[0]))

@@ -13,9 +13,8 @@ import hashlib
 import os
 import re
 import shutil
-import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -131,7 +130,7 @@ def temp_path(folder: Path, stem: str) -> Path:
 _WRITER = re.compile(r"-p(\d+)-[0-9a-f]+" + re.escape(TEMP_SUFFIX) + "$")
 
 
-def _writer_gone(path: Path) -> bool:
+def writer_gone(path: Path) -> bool:
     found = _WRITER.search(path.name)
     if found is None:
         return True  # named before writers were: an old run's
@@ -156,6 +155,8 @@ async def write_stream(
     chunks: AsyncIterator[bytes],
     content_type: str | None,
     expected_size: int | None = None,
+    *,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> WrittenFile:
     """Stream `chunks` to a temporary file in `folder`, fsync, check it decodes, rename it to
     `folder/stem.<ext>`; raises NotAnImage for junk and IncompleteFile for a short body.
@@ -179,6 +180,8 @@ async def write_stream(
                 pending, pending_size = [], 0
         if expected_size is not None and size != expected_size:
             raise IncompleteFile(f"got {size} of {expected_size} bytes")
+        if before_commit is not None:  # the last word on whether the file may be written
+            await before_commit()
         final = await anyio.to_thread.run_sync(_store, folder, stem, temp, pending, content_type)
     except BaseException:
         if temp is not None:
@@ -217,18 +220,16 @@ async def write_bytes(folder: Path, stem: str, data: bytes) -> WrittenFile:
     return await write_stream(folder, stem, one_chunk(), None)
 
 
-def remove_stale_temp_files(folder: Path, older_than: float = 0.0) -> int:
+def remove_stale_temp_files(folder: Path) -> int:
     """Temporary files a killed run left behind (never whole results: those are renamed):
-    those of processes gone from this host, and any untouched for `older_than` seconds (a
-    folder shared between hosts)."""
+    those of processes gone from this host. A live (or paused) writer's are kept."""
     removed = 0
     if not folder.is_dir():
         return 0
     for path in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            if _writer_gone(path) or time.time() - path.stat().st_mtime >= older_than:
-                path.unlink(missing_ok=True)
-                removed += 1
+        if writer_gone(path):
+            path.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 

@@ -49,9 +49,7 @@ async def keep_alive(
             await replay_orphaned_journals(store, settings.out_dir)
             reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
             if reaped.runners:
-                await anyio.to_thread.run_sync(
-                    remove_stale_temp_files, settings.out_dir, settings.stale_after.total_seconds()
-                )
+                await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
         except STOPS_THE_RUN as exc:
             stop(exc)
             return

@@ -22,10 +22,8 @@ log = logging.getLogger(__name__)
 async def resume_after_crash(store: Store, settings: RunSettings) -> dict[str, int]:
     """What was put right: {"recovered": calls cut short, "expired": results to make again,
     "replayed": journaled results stored}."""
-    # Another runner may be writing into the same folder: only files it left long ago go.
-    removed = await anyio.to_thread.run_sync(
-        remove_stale_temp_files, settings.out_dir, settings.stale_after.total_seconds()
-    )
+    # Another runner may be writing into the same folder: only files of dead writers go.
+    removed = await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
     if removed:
         log.info("Removed %d temporary files left by an interrupted run.", removed)
     replayed = await replay_orphaned_journals(store, settings.out_dir)
