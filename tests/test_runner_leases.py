@@ -5,6 +5,7 @@ a dead runner, and the PostgreSQL claim reads only claimable jobs."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.clock import utcnow
-from runner.store import Store
+from runner.fake import serve_fake
+from runner.store import Store, open_store
 from runner.store import leases as account
 from runner.store.models import jobs, runners
 from runner.store.runners import STALE_AFTER, reap, register
 from runner.store.submit import submit_manifest
+from tests.run_support import run, submit, write_manifest
 from tests.store_fixtures import pairs, write_csv
 
 pytestmark = pytest.mark.anyio
@@ -136,3 +139,23 @@ async def test_account_commands_and_status_show_the_runners(store: Store, db: st
 
     refused = await invoke("account", "set-concurrency", "0", "--db", db)
     assert refused.exit_code == 2 and "0" in refused.output
+
+
+async def test_job_num_exceed_lowers_the_accounts_number_for_every_runner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(tmp_path / "queue.db")
+    # Someone outside the queue uses one of the account's two slots: the fake allows one.
+    async with serve_fake(concurrency=1, latency=0.1, seed=3) as server:
+        await submit(db, write_manifest(tmp_path / "m.csv", 12), server.url + "/")
+        store = await open_store(db)
+        try:
+            await account.set_concurrency(store, 2)
+        finally:
+            await store.close()
+        with caplog.at_level(logging.WARNING, logger="runner.scheduler.leases"):
+            result = await run(db, server, tmp_path / "out", concurrency=2)
+        stats = server.stats()
+    assert result.exit_code == 0
+    assert stats["calls"]["OK"] == 12
+    assert "Lowering the account's concurrency to 1 for every runner" in caplog.text

@@ -219,7 +219,8 @@ def run_command(
     (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
     an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
     --until/--max-jobs with work left, 5 a fault of this machine (disk full, folder not
-    writable, database unusable), 6 an unexpected error, 130 interrupted.
+    writable, database unusable, or this runner declared dead after a pause longer than
+    --stale-after), 6 an unexpected error, 130 interrupted.
     """
     _require_existing(db)
     try:
