@@ -121,6 +121,14 @@ class SharedSlots:
         claim = await account.claim_with_lease(
             self.store, self.runner_id, self.stale_after, batch=batch
         )
+        newly_set = self.account.concurrency is None and claim.account.concurrency is not None
+        if newly_set and self.local.limit > (claim.account.concurrency or 0):
+            log.info(
+                "--concurrency %d is more than the account's %s (account set-concurrency): "
+                "the runners share that many calls in flight.",
+                self.local.limit,
+                claim.account.concurrency,
+            )
         self.account = claim.account
         return claim
 
