@@ -22,7 +22,7 @@ from typing import BinaryIO
 import anyio
 from PIL import Image, UnidentifiedImageError
 
-from runner.atomic import TEMP_SUFFIX, commit, fsync_file, temp_name
+from runner.atomic import TEMP_SUFFIX, commit, fsync_dir, fsync_file, temp_name
 
 TEMP_PREFIX = ".changeclothes-"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
@@ -108,17 +108,25 @@ def _open_image(fh: BinaryIO) -> Image.Image:
 
 
 def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
+    final = _final_name(temp, folder, stem, content_type)
+    _clear_other_extensions(final, folder, stem)
+    commit(temp, final)
+    return final
+
+
+def _final_name(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
     fmt = _image_format(temp)
     ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
-    final = folder / f"{stem}{ext}"
+    return folder / f"{stem}{ext}"
+
+
+def _clear_other_extensions(final: Path, folder: Path, stem: str) -> None:
     # Another extension from an earlier run of the same job would leave two files. Named
     # directly: a glob would scan the whole folder for every file (and `stem.*` would also
     # match another job's `stem.v2.jpg`, or treat `[` in an id as a pattern).
     for other_ext in _RESULT_EXTENSIONS:
-        if other_ext != ext:
+        if other_ext != final.suffix:
             (folder / f"{stem}{other_ext}").unlink(missing_ok=True)
-    commit(temp, final)
-    return final
 
 
 def temp_path(folder: Path, stem: str) -> Path:
@@ -180,9 +188,22 @@ async def write_stream(
                 pending, pending_size = [], 0
         if expected_size is not None and size != expected_size:
             raise IncompleteFile(f"got {size} of {expected_size} bytes")
-        if before_commit is not None:  # the last word on whether the file may be written
+        if before_commit is None:
+            final = await anyio.to_thread.run_sync(
+                _store, folder, stem, temp, pending, content_type
+            )
+        else:
+            ready, final = await anyio.to_thread.run_sync(
+                _prepare, folder, stem, temp, pending, content_type
+            )
+            temp = ready  # removed if what follows fails
+            # The last word on whether the file may be written, with nothing between it and
+            # the rename that could wait.
             await before_commit()
-        final = await anyio.to_thread.run_sync(_store, folder, stem, temp, pending, content_type)
+            _clear_other_extensions(final, folder, stem)
+            os.replace(ready, final)
+            temp = None
+            await anyio.to_thread.run_sync(fsync_dir, final.parent)
     except BaseException:
         if temp is not None:
             with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
@@ -198,6 +219,20 @@ def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> P
     with temp.open("ab") as fh:
         fh.writelines(parts)
     return temp
+
+
+def _prepare(
+    folder: Path, stem: str, temp: Path | None, parts: list[bytes], content_type: str | None
+) -> tuple[Path, Path]:
+    """Written, fsynced and checked: the temporary file and the name it is to have."""
+    temp = _append(folder, stem, temp, parts)
+    try:
+        fsync_file(temp)
+        return temp, _final_name(temp, folder, stem, content_type)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
 
 
 def _store(
