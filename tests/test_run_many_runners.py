@@ -281,16 +281,21 @@ async def test_a_paused_runner_is_taken_over_and_neither_pays_nor_writes(
     tmp_path: Path, backend: str
 ) -> None:
     out = tmp_path / "out"
-    total = 6
+    total = 10
     async with (
         database_for(backend, tmp_path) as db,
         serve_fake(concurrency=2, latency=0.5, seed=9) as server,
     ):
         await submit(db, write_manifest(tmp_path / "m.csv", total), server.url + "/")
         async with runners(db, out, server, [1]) as paused:
+            claimed = sa.select(sa.func.count()).where(
+                jobs.c.claimed_by == worker_id(paused[0]), jobs.c.state == "submitting"
+            )
 
             async def its_call_in_flight() -> bool:
-                return server.stats()["in_flight"] == 1
+                # One call on the wire and the next job claimed: the runner now waits for
+                # its slot, outside any transaction.
+                return server.stats()["in_flight"] == 1 and await scalar(db, claimed) == 2
 
             # Paused with a call in flight, and outside a write: a process stopped inside
             # one would hold the SQLite file's write lock, or its row's lock on PostgreSQL,
