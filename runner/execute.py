@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import anyio
@@ -11,7 +12,8 @@ from runner.api.client import ChangeClothesClient, Timeouts, http_session
 from runner.credentials import Credentials
 from runner.progress import show_progress
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
-from runner.store import open_store
+from runner.store import StoreError, open_store
+from runner.store.runners import unregister
 
 
 async def execute_run(
@@ -48,4 +50,7 @@ async def execute_run(
             return result
     finally:
         with anyio.CancelScope(shield=True):
+            # Leave the queue: what this runner still holds goes to the next reaper at once.
+            with contextlib.suppress(StoreError):
+                await unregister(store, settings.worker)
             await store.close()

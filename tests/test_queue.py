@@ -10,7 +10,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
+from runner.clock import utcnow
 from runner.store import (
     Event,
     EventKind,
@@ -21,6 +23,8 @@ from runner.store import (
     UnknownBatchError,
     open_store,
 )
+from runner.store.models import runners
+from runner.store.runners import STALE_AFTER, DeclaredDead, list_runners, reap, register
 from runner.store.submit import submit_manifest
 from tests.store_fixtures import job_rows, pairs, write_csv
 
@@ -177,42 +181,63 @@ async def test_expired_result_is_queued_again_without_charge(store: Store, tmp_p
     assert (await store.event_summary()).expired == 1
 
 
-async def test_recover_after_crash(store: Store, tmp_path: Path) -> None:
+async def test_a_restarted_runner_takes_back_what_its_earlier_life_held(
+    store: Store, tmp_path: Path
+) -> None:
     await add_batch(store, tmp_path, "a", 3)
+    await register(store, "w1")
     stuck = await claim(store)
     fresh_url = await claim(store)
     old_url = await claim(store)
     await store.mark_generated(fresh_url.id, "https://r/2", T0 + timedelta(hours=1), "r2")
     await store.mark_generated(old_url.id, "https://r/3", T0 + timedelta(minutes=5), "r3")
-    counts = await store.recover_after_crash(T0 + timedelta(minutes=10), worker="w1")
-    assert counts == {"recovered": 1, "expired": 1}
+    await register(store, "w1")  # the same runner again, after a crash
+    reaped = await reap(store, "w1", STALE_AFTER, now=T0 + timedelta(minutes=10))
+    assert reaped.counts() == {"recovered": 1, "expired": 1}
+    assert [j.id for j in reaped.adopted] == [fresh_url.id]
     states = {r["id"]: (r["state"], r["attempts"], r["claimed_by"]) for r in await job_rows(store)}
     assert states[stuck.id] == ("queued", 0, None)
-    assert states[fresh_url.id][0] == "generated"
+    assert states[fresh_url.id] == ("generated", 0, "w1")
     assert states[old_url.id] == ("queued", 0, None)
     summary = await store.event_summary()
     assert (summary.recovered, summary.expired) == (1, 1)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.pg)])
-async def test_shared_postgres_queue_recovers_only_own_or_stale_claims(
+async def test_recovery_takes_back_only_the_jobs_of_dead_runners(
     store: Store, tmp_path: Path
 ) -> None:
-    await add_batch(store, tmp_path, "a", 3)
-    mine = await store.claim_next(T0, "host-1")
-    theirs = await store.claim_next(T0 + timedelta(minutes=9), "host-2")
-    stale = await store.claim_next(T0 - timedelta(hours=1), "host-3")
-    assert mine and theirs and stale
-    counts = await store.recover_after_crash(
-        T0 + timedelta(minutes=10), worker="host-1", stale_after=timedelta(minutes=15)
+    await add_batch(store, tmp_path, "a", 4)
+    dead_pid = _a_pid_that_is_gone()
+    for name, pid in (("me", None), ("alive", None), ("lapsed", None), ("gone", dead_pid)):
+        await register(store, name, pid=pid)
+    claimed = {name: await store.claim_next(T0, name) for name in ("alive", "lapsed", "gone")}
+    async with store.transaction(immediate=True) as conn:  # its machine slept
+        await conn.execute(
+            sa.update(runners)
+            .where(runners.c.id == "lapsed")
+            .values(heartbeat=utcnow() - timedelta(seconds=61))
+        )
+    reaped = await reap(store, "me", STALE_AFTER, now=T0)
+    assert sorted(reaped.runners) == ["gone", "lapsed"]
+    assert reaped.recovered == 2
+    states = {r["id"]: (r["state"], r["claimed_by"]) for r in await job_rows(store)}
+    assert states[claimed["alive"].id] == ("submitting", "alive")  # type: ignore[union-attr]
+    assert states[claimed["lapsed"].id] == ("queued", None)  # type: ignore[union-attr]
+    assert states[claimed["gone"].id] == ("queued", None)  # type: ignore[union-attr]
+    assert [r.id for r in await list_runners(store)] == ["me", "alive"]
+    # The lapsed runner wakes up: it learns it was declared dead, and records nothing.
+    store.runner = "lapsed"
+    with pytest.raises(JobStateError):
+        await store.mark_generated(claimed["lapsed"].id, "https://r/x", T0, "rx")  # type: ignore[union-attr]
+    with pytest.raises(DeclaredDead):
+        await reap(store, "lapsed", STALE_AFTER)
+
+
+def _a_pid_that_is_gone() -> int:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
     )
-    assert counts["recovered"] == 2
-    states = {r["id"]: r["state"] for r in await job_rows(store)}
-    assert (states[mine.id], states[theirs.id], states[stale.id]) == (
-        "queued",
-        "submitting",
-        "queued",
-    )
+    return int(child.stdout)
 
 
 async def test_batch_scope_and_counts(store: Store, tmp_path: Path) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -61,10 +64,19 @@ async def test_rewrite_with_another_format_replaces_the_old_file(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["look.jpg"]
 
 
-def test_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+def test_stale_temporary_files_are_removed_and_a_live_writers_kept(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stale = files.temp_path(tmp_path / "b", "x")
+    stale = stale.with_name(stale.name.replace(f"-p{os.getpid()}-", f"-p{gone.stdout.strip()}-"))
     stale.write_bytes(b"half")
+    live = files.temp_path(tmp_path / "b", "y")  # this process is still writing it
+    live.write_bytes(b"half")
     (tmp_path / "b" / "x.jpg").write_bytes(b"whole")
     assert files.remove_stale_temp_files(tmp_path) == 1
-    assert [p.name for p in (tmp_path / "b").iterdir()] == ["x.jpg"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(["x.jpg", live.name])

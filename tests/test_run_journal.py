@@ -36,7 +36,14 @@ async def test_journaled_result_of_a_killed_run_is_replayed(tmp_path: Path) -> N
             )
             result = await client.change_clothes(job.to_request("url"))
         journal = PaidJournal(out, "dead-worker")
-        event = Event(EventKind.CALL, job_id=job.id, batch_id=job.batch_id, code="OK", attempt=1)
+        event = Event(
+            EventKind.CALL,
+            job_id=job.id,
+            batch_id=job.batch_id,
+            code="OK",
+            attempt=1,
+            worker="dead-worker",
+        )
         journal.append(
             job.id,
             result.result_image,

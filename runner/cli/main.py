@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "fake-server": "fake",
     "demo": "demo",
     "config": "config",
+    "account": "account",
 }
 
 

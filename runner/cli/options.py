@@ -73,6 +73,18 @@ def db_option(f: F) -> F:
     )(f)
 
 
+def stale_after_option(f: F) -> F:
+    return click.option(
+        "--stale-after",
+        default="60s",
+        show_default=True,
+        type=Duration(),
+        envvar="CHANGECLOTHES_STALE_AFTER",
+        help="A runner whose heartbeat is older than this is dead: its calls cut short go "
+        "back to the queue and its API leases free. Seconds, or 90s, 5m.",
+    )(f)
+
+
 def out_option(f: F) -> F:
     return click.option(
         "--out",

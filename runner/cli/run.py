@@ -25,6 +25,7 @@ from runner.cli.options import (
     out_option,
     price_option,
     resolve_endpoint,
+    stale_after_option,
 )
 from runner.cli.store import _require_existing, run_store
 from runner.clock import utcnow
@@ -90,9 +91,11 @@ def report_result(result: RunResult, console: Console) -> None:
     show_default=True,
     envvar="CHANGECLOTHES_CONCURRENCY",
     type=click.IntRange(1, 256),
-    help="API calls in flight at once: your account's ChangeClothes concurrency (1 unless "
-    "you bought more).",
+    help="API calls in flight at once from this process: your account's ChangeClothes "
+    "concurrency (1 unless you bought more), or this runner's share of it when several run "
+    "(see `changeclothes account set-concurrency`).",
 )
+@stale_after_option
 @click.option(
     "--rsp-img-type",
     default="url",
@@ -237,6 +240,7 @@ def run_command(
     region: str,
     profile: str,
     concurrency: int,
+    stale_after: float,
     rsp_img_type: str,
     batch: str | None,
     until: str | None,
@@ -265,8 +269,9 @@ def run_command(
     SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done
     (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
     an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
-    --until/--max-jobs/--max-paid with work left, 5 a fault of this machine (disk full, folder not
-    writable, database unusable), 6 an unexpected error, 130 interrupted.
+    --until/--max-jobs/--max-paid with work left, 5 a fault of this machine (disk full, folder
+    not writable, database unusable, or this runner declared dead after a pause longer than
+    --stale-after), 6 an unexpected error, 130 interrupted.
     """
     if dry_run:  # no call, no credentials needed
         _require_existing(db)
@@ -281,6 +286,7 @@ def run_command(
     settings = RunSettings(
         out_dir=Path(out),
         concurrency=concurrency,
+        stale_after=timedelta(seconds=stale_after),
         download_workers=download_workers,
         rsp_img_type=rsp_img_type,
         batch=batch,

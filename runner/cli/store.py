@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from runner.cli.main import cli
-from runner.cli.options import db_option
+from runner.cli.options import db_option, stale_after_option
 from runner.store import JobState, StoreError, open_store
 from runner.store.database import database_url, display_url, head_revision
 from runner.store.reports import InvalidRow, invalid_rows_of
@@ -109,33 +110,45 @@ def db_current(db: str) -> None:
 @cli.command("status")
 @click.option("--batch", default=None, help="Only this batch [default: every batch].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@stale_after_option
 @db_option
-def status(batch: str | None, as_json: bool, db: str) -> None:
-    """Show how many jobs of each batch are in each state.
+def status(batch: str | None, as_json: bool, stale_after: float, db: str) -> None:
+    """Show how many jobs of each batch are in each state, and the runners at work.
 
     States: queued (waiting for an API slot), submitting (call in flight), generated
     (result waiting for download), linked (waiting on an identical job), done, failed.
+    Runners: live ones (host, pid, since, jobs in flight, API leases held), then stale ones.
     Exits 2 when there is no queue database.
     """
+    from runner.cli.account import runner_lines, runners_json
+    from runner.store.runners import RunnerInfo, list_runners
+
     _require_existing(db)
 
-    async def go() -> tuple[dict[str, dict[str, int]], list[InvalidRow], dict[str, int]]:
+    async def go() -> tuple[
+        dict[str, dict[str, int]], list[InvalidRow], dict[str, int], list[RunnerInfo]
+    ]:
         async with await open_store(db) as store:
             counts = await store.counts(batch)
             invalid, invalid_counts = await invalid_rows_of(store, batch, limit=INVALID_SHOWN)
-            return counts, invalid, invalid_counts
+            runners = await list_runners(store, timedelta(seconds=stale_after))
+            return counts, invalid, invalid_counts, runners
 
-    statuses, invalid, invalid_counts = run_store(go)
+    statuses, invalid, invalid_counts, runners = run_store(go)
     if as_json:
         document = status_json(statuses)
         document["invalid_rows"] = [dataclasses.asdict(row) for row in invalid]
+        document["runners"] = runners_json(runners)
         click.echo(json.dumps(document, indent=2))
         return
     if not statuses:
         click.echo("No batches yet: submit a manifest with `changeclothes submit`.")
-        return
-    _print_table(statuses)
-    _print_invalid(invalid, invalid_counts)
+    else:
+        _print_table(*status_table(statuses))
+        _print_invalid(invalid, invalid_counts)
+    if runners:
+        for line in runner_lines(runners):
+            click.echo(line)
 
 
 def _print_invalid(invalid: list[InvalidRow], counts: dict[str, int]) -> None:
@@ -150,8 +163,7 @@ def _print_invalid(invalid: list[InvalidRow], counts: dict[str, int]) -> None:
             click.echo(f"  line {row.line}{ident}: {row.problems}")
 
 
-def _print_table(statuses: dict[str, dict[str, int]]) -> None:
-    header, rows = status_table(statuses)
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

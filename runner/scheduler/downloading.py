@@ -29,6 +29,10 @@ from runner.store import Event, EventKind, Job, JobStateError, Store
 log = logging.getLogger(__name__)
 
 
+class TakenOver(Exception):
+    """The job passed to another runner while this one was fetching its result."""
+
+
 class Downloads:
     """Generated results waiting for their download, and the workers that fetch them."""
 
@@ -84,6 +88,10 @@ class Downloads:
 
     async def _download(self, job: Job) -> None:
         assert job.result_url is not None and job.result_expires_at is not None
+        if not await self.store.owns(job.id):
+            # Taken over while this runner was thought dead: the new owner fetches it.
+            log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
+            return
         tries = 0
         while True:
             if utcnow() >= job.result_expires_at:
@@ -98,7 +106,11 @@ class Downloads:
                     job.external_id,
                     limits=self.limits,
                     expires_at=job.result_expires_at,
+                    before_commit=lambda: self._still_ours(job),
                 )
+            except TakenOver:
+                log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
+                return
             except UrlExpired as exc:
                 await self.store.record_event(self._event(job, exc.code, started))
                 await self.lost(job, exc.code, f"its URL expired ({exc})")
@@ -127,6 +139,12 @@ class Downloads:
             self.stats.done += 1
             self.stats.downloads += 1
             return
+
+    async def _still_ours(self, job: Job) -> None:
+        """A download may outlast this runner's claim (a pause past --stale-after): the file
+        is written only while the job is still this runner's."""
+        if not await self.store.owns(job.id):
+            raise TakenOver(job.id)
 
     async def lost(self, job: Job, code: str, why: str, paid: Event | None = None) -> None:
         """The paid result cannot be had: generate it again, within the job's bound."""

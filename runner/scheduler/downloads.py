@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,8 +155,10 @@ async def fetch_result(
     limits: DownloadLimits = DownloadLimits(),
     expires_at: datetime | None = None,
     now: Callable[[], datetime] = utcnow,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> WrittenFile:
-    """Download `url` into `folder/stem.<ext>`, whole or not at all.
+    """Download `url` into `folder/stem.<ext>`, whole or not at all (`before_commit` may
+    raise to keep the file from its final name).
 
     Raises UrlExpired (only once `expires_at` or the URL's own expiry has passed),
     DownloadFailed, ResultTooLarge or NotAnImage; never leaves a file over `limits.max_bytes`.
@@ -179,6 +181,7 @@ async def fetch_result(
                 _capped(resp, limits.max_bytes),
                 resp.headers.get("Content-Type"),
                 declared,
+                before_commit=before_commit,
             )
     except IncompleteFile as exc:
         raise DownloadFailed(str(exc), code=errors.DOWNLOAD_TRUNCATED) from None

@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +22,7 @@ from typing import BinaryIO
 import anyio
 from PIL import Image, UnidentifiedImageError
 
-from runner.atomic import TEMP_SUFFIX, commit, fsync_file, naming, temp_name
+from runner.atomic import TEMP_SUFFIX, commit, fsync_dir, fsync_file, naming, temp_name
 
 TEMP_PREFIX = ".changeclothes-"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
@@ -107,21 +108,50 @@ def _open_image(fh: BinaryIO) -> Image.Image:
 
 
 def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
-    fmt = _image_format(temp)
-    ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
-    final = folder / f"{stem}{ext}"
-    # Another extension from an earlier run of the same job would leave two files. Named
-    # directly: a glob would scan the whole folder for every file (and `stem.*` would also
-    # match another job's `stem.v2.jpg`, or treat `[` in an id as a pattern).
-    for other_ext in _RESULT_EXTENSIONS:
-        if other_ext != ext:
-            (folder / f"{stem}{other_ext}").unlink(missing_ok=True)
+    final = _final_name(temp, folder, stem, content_type)
+    _clear_other_extensions(final, folder, stem)
     commit(temp, final)
     return final
 
 
+def _final_name(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
+    fmt = _image_format(temp)
+    ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
+    return folder / f"{stem}{ext}"
+
+
+def _clear_other_extensions(final: Path, folder: Path, stem: str) -> None:
+    # Another extension from an earlier run of the same job would leave two files. Named
+    # directly: a glob would scan the whole folder for every file (and `stem.*` would also
+    # match another job's `stem.v2.jpg`, or treat `[` in an id as a pattern).
+    for other_ext in _RESULT_EXTENSIONS:
+        if other_ext != final.suffix:
+            (folder / f"{stem}{other_ext}").unlink(missing_ok=True)
+
+
 def temp_path(folder: Path, stem: str) -> Path:
-    return temp_name(folder, f"{TEMP_PREFIX}{stem}-")
+    # The writer's process id is in the name: a runner starting next to a live one on this
+    # host removes only the temporary files of processes that are gone.
+    return temp_name(folder, f"{TEMP_PREFIX}{stem}-p{os.getpid()}-")
+
+
+_WRITER = re.compile(r"-p(\d+)-[0-9a-f]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def writer_gone(path: Path) -> bool:
+    found = _WRITER.search(path.name)
+    if found is None:
+        return True  # named before writers were: an old run's
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 SPILL_BYTES = 1024 * 1024  # chunks gathered in memory before they go to the temporary file
@@ -133,6 +163,8 @@ async def write_stream(
     chunks: AsyncIterator[bytes],
     content_type: str | None,
     expected_size: int | None = None,
+    *,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> WrittenFile:
     """Stream `chunks` to a temporary file in `folder`, fsync, check it decodes, rename it to
     `folder/stem.<ext>`; raises NotAnImage for junk and IncompleteFile for a short body.
@@ -156,7 +188,22 @@ async def write_stream(
                 pending, pending_size = [], 0
         if expected_size is not None and size != expected_size:
             raise IncompleteFile(f"got {size} of {expected_size} bytes")
-        final = await anyio.to_thread.run_sync(_store, folder, stem, temp, pending, content_type)
+        if before_commit is None:
+            final = await anyio.to_thread.run_sync(
+                _store, folder, stem, temp, pending, content_type
+            )
+        else:
+            ready, final = await anyio.to_thread.run_sync(
+                _prepare, folder, stem, temp, pending, content_type
+            )
+            temp = ready  # removed if what follows fails
+            # The last word on whether the file may be written, with nothing between it and
+            # the rename that could wait.
+            await before_commit()
+            _clear_other_extensions(final, folder, stem)
+            os.replace(ready, final)
+            temp = None
+            await anyio.to_thread.run_sync(fsync_dir, final.parent)
     except BaseException:
         if temp is not None:
             with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
@@ -172,6 +219,20 @@ def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> P
     with naming(temp), temp.open("ab") as fh:
         fh.writelines(parts)
     return temp
+
+
+def _prepare(
+    folder: Path, stem: str, temp: Path | None, parts: list[bytes], content_type: str | None
+) -> tuple[Path, Path]:
+    """Written, fsynced and checked: the temporary file and the name it is to have."""
+    temp = _append(folder, stem, temp, parts)
+    try:
+        fsync_file(temp)
+        return temp, _final_name(temp, folder, stem, content_type)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
 
 
 def _store(
@@ -196,13 +257,15 @@ async def write_bytes(folder: Path, stem: str, data: bytes) -> WrittenFile:
 
 
 def remove_stale_temp_files(folder: Path) -> int:
-    """Temporary files a killed run left behind (never whole results: those are renamed)."""
+    """Temporary files a killed run left behind (never whole results: those are renamed):
+    those of processes gone from this host. A live (or paused) writer's are kept."""
     removed = 0
     if not folder.is_dir():
         return 0
     for path in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        path.unlink(missing_ok=True)
-        removed += 1
+        if writer_gone(path):
+            path.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 

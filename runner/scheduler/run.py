@@ -27,7 +27,9 @@ from runner.clock import utcnow
 from runner.scheduler.downloading import Downloads
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.files import NotAnImage, write_bytes
+from runner.scheduler.heartbeat import STOPS_THE_RUN, keep_alive
 from runner.scheduler.journal import PaidJournal
+from runner.scheduler.leases import Lease, SharedSlots
 from runner.scheduler.policy import Action, Outcome, Paid, Refused, decide
 from runner.scheduler.resume import resume_after_crash
 from runner.scheduler.settings import (
@@ -37,7 +39,7 @@ from runner.scheduler.settings import (
     StopReason,
     default_worker_name,
 )
-from runner.scheduler.slots import AccountBackoff, ApiSlots, SlotLease
+from runner.scheduler.slots import AccountBackoff
 from runner.store import Event, EventKind, Job, JobStateError, Store
 
 __all__ = [
@@ -65,10 +67,11 @@ class Scheduler:
         settings: RunSettings,
     ) -> None:
         self.store = store
+        store.runner = settings.worker  # its transitions move only jobs this runner claimed
         self.client = client
         self.settings = settings
         self.stats = RunStats()
-        self.slots = ApiSlots(settings.concurrency)
+        self.slots = SharedSlots(store, settings.worker, settings.stale_after, settings.concurrency)
         self._rng = random.Random(settings.seed)
         self.backoff = AccountBackoff(settings.backoff_base, settings.backoff_cap, self._rng)
         self.stop_reason: StopReason | None = None
@@ -137,6 +140,7 @@ class Scheduler:
         async with anyio.create_task_group() as outer:
             if settings.handle_signals:
                 outer.start_soon(self._watch_signals, outer.cancel_scope)
+            outer.start_soon(self._keep_alive)
             async with anyio.create_task_group() as downloaders:
                 for _ in range(settings.download_workers):
                     downloaders.start_soon(self.downloads.worker)
@@ -169,6 +173,15 @@ class Scheduler:
                     log.warning("Abandoning in-flight work; a rerun resumes it.")
                     scope.cancel()
                     return
+
+    async def _keep_alive(self) -> None:
+        await keep_alive(
+            self.store,
+            self.settings,
+            adopt=self.downloads.put,
+            wake=self._notify,
+            stop=self._local_fault,
+        )
 
     def _notify(self) -> None:
         self._wake.set()
@@ -209,13 +222,12 @@ class Scheduler:
             if self._job_cap_reached():
                 await self._sleep_until_work()
                 continue
-            # Claimed while the current call runs, so a freed slot is refilled at once.
             try:
-                job = await self.store.claim_next(utcnow(), settings.worker, settings.batch)
-            except LOCAL_FAULTS as exc:
+                started = await self.slots.start(self.backoff, settings.batch)
+            except STOPS_THE_RUN as exc:
                 self._local_fault(exc)
                 break
-            if job is None:
+            if started is None:
                 try:
                     if (
                         self.slots.in_flight == 0
@@ -228,15 +240,9 @@ class Scheduler:
                     self._local_fault(exc)
                     break
                 continue
-            try:
-                lease = await self.slots.acquire()
-                await self.backoff.wait()  # an account-wide pause holds the slot too
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self.store.release(job.id)
-                raise
+            job, lease = started.job, started.lease
             if self.stop_reason is not None:
-                lease.release()
+                await lease.release()
                 # A database that just failed may fail this too: the job then stays claimed
                 # and the next start puts it back. Escaping here would cancel the calls in
                 # flight, whose paid results must still be recorded.
@@ -246,10 +252,13 @@ class Scheduler:
             self.stats.calls += 1
             calls.start_soon(self._call, job, lease)
 
-    async def _call(self, job: Job, lease: SlotLease) -> None:
+    async def _call(self, job: Job, lease: Lease) -> None:
         try:
             outcome = await self._attempt(job, lease)
             await self._settle(job, outcome, lease)
+        except JobStateError:
+            # Taken back from this runner (declared dead) and settled by another since.
+            log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
         except LOCAL_FAULTS as exc:
             self._local_fault(exc)
             self.stats.returned += 1
@@ -260,10 +269,10 @@ class Scheduler:
                 await self.store.release(job.id)
             raise
         finally:
-            lease.release()
+            await lease.release()
             self._notify()
 
-    async def _attempt(self, job: Job, lease: SlotLease) -> Outcome:
+    async def _attempt(self, job: Job, lease: Lease) -> Outcome:
         """One API call. An error frees the slot at once; a result keeps it until it is on
         record, so a crash loses at most one paid result per slot."""
         in_flight_at_send = self.slots.in_flight
@@ -272,11 +281,11 @@ class Scheduler:
         try:
             result = await self.client.change_clothes(job.to_request(self.settings.rsp_img_type))
         except ApiError as err:
-            lease.release()
+            await lease.release()
             return Refused(err, _ms_since(started), in_flight_at_send)
         return Paid(result, sent_at, _ms_since(started))
 
-    async def _settle(self, job: Job, outcome: Outcome, lease: SlotLease) -> None:
+    async def _settle(self, job: Job, outcome: Outcome, lease: Lease) -> None:
         """The one transition that records `outcome` for `job`."""
         if not (isinstance(outcome, Refused) and outcome.error.error_class is ErrorClass.OUTAGE):
             self._endpoint_answers()
@@ -297,7 +306,7 @@ class Scheduler:
             self.journal.append(
                 job.id, result.result_image, expires, result.request_id, asdict(paid)
             )
-            lease.release()
+            await lease.release()
             try:
                 await self.store.mark_generated(
                     job.id, result.result_image, expires, result.request_id, event=paid
@@ -320,14 +329,14 @@ class Scheduler:
         except (binascii.Error, NotAnImage) as exc:
             # Paid for, but unusable: like a result that will not download, it may be
             # generated again only --max-regenerations times.
-            lease.release()
+            await lease.release()
             why = f"the base64 ResultImage is not an image: {exc}"
             await self.downloads.lost(job, RESULT_NOT_AN_IMAGE, why, paid=paid)
             return
         await self.store.mark_done(
             job.id, str(written.path), written.sha256, written.size, result.request_id, event=paid
         )
-        lease.release()
+        await lease.release()
         self.stats.done += 1
 
     async def _settle_refused(self, job: Job, outcome: Refused) -> None:

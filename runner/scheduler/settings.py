@@ -15,7 +15,7 @@ from pathlib import Path
 from runner.api.errors import ApiError
 from runner.api.request import MAX_RESULT_BYTES
 from runner.scheduler.policy import RetryPolicy
-from runner.store import FAILED_STATES, STALE_CLAIM_AFTER, WORK_STATES
+from runner.store import FAILED_STATES, STALE_AFTER, WORK_STATES
 
 
 def default_worker_name() -> str:
@@ -52,7 +52,7 @@ class RunSettings:
     outage_limit: float = 1800.0  # halt when the endpoint has not answered for this long
     poll_interval: float = 1.0
     worker: str = field(default_factory=default_worker_name)
-    stale_after: timedelta = STALE_CLAIM_AFTER
+    stale_after: timedelta = STALE_AFTER
     handle_signals: bool = True
     seed: int | None = None
 

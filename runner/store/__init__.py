@@ -19,15 +19,17 @@ from runner.store.lifecycle import (
     EventKind,
     JobState,
 )
-from runner.store.queue import STALE_CLAIM_AFTER, EventSummary, Store, open_store
+from runner.store.queue import EventSummary, Store, open_store
+from runner.store.runners import STALE_AFTER, DeclaredDead
 from runner.store.submit import SubmitResult, submit_manifest
 
 __all__ = [
     "FAILED_STATES",
     "FINAL_STATES",
     "IN_FLIGHT_STATES",
-    "STALE_CLAIM_AFTER",
+    "STALE_AFTER",
     "WORK_STATES",
+    "DeclaredDead",
     "Event",
     "EventKind",
     "EventSummary",

@@ -49,6 +49,15 @@ jobs.append_constraint(
     )
 )
 
+# claim_next on a busy queue (revision 0006): only claimable jobs are in this index, so a claim
+# never walks the finished ones, however many and however long since the last VACUUM.
+sa.Index(
+    "ix_jobs_claimable",
+    jobs.c.id,
+    postgresql_where=jobs.c.state == JobState.QUEUED.value,
+    sqlite_where=jobs.c.state == JobState.QUEUED.value,
+)
+
 IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
 """A job in these states will still produce a result: new identical rows link to it."""
 
@@ -159,6 +168,8 @@ TRANSITIONS: Mapping[str, Transition] = {
     ),
     # Crash recovery: a call whose answer was never seen goes back to the queue.
     "recover": _t({S}, Q, EventKind.RECOVERED, QUEUED_RESET),
+    # A dead runner's result waiting for download passes to a live runner (sets claimed_by).
+    "adopt": _t({G}, G, None),
     # `changeclothes retry`: a failed job gets a fresh set of attempts.
     "retry": _t({F}, Q, EventKind.RETRY, RETRY_RESET),
     # ... or, when it was failed with the identical job it waits for, waits for it again.
@@ -217,6 +228,7 @@ async def apply(
     event: Event | None = None,
     code: str | sa.ColumnElement[Any] | None = None,
     worker: str | None = None,
+    owner: str | None = None,
     returning: Sequence[sa.Column[Any]] = (),
 ) -> Moved:
     """Apply transition `name` to the jobs `ids` (each must be in a source state, else
@@ -229,6 +241,9 @@ async def apply(
     moved job, carrying `code` (a value, or a column such as the job's last error code) and
     the job's attempts as they were before the move. Linked jobs then follow through the
     transition's `followers`.
+
+    With `owner`, only jobs claimed by that runner move: a runner declared dead, whose jobs
+    went to others, moves none of them (JobStateError for `ids`).
     """
     transition = TRANSITIONS[name]
     if (ids is None) == (where is None):
@@ -237,6 +252,8 @@ async def apply(
         jobs.c.id.in_(ids) if ids is not None else where,  # type: ignore[arg-type]
         jobs.c.state.in_(sorted(transition.sources)),
     )
+    if owner is not None:
+        chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
     if event is None and transition.event is not None:
         if conn.dialect.name == "postgresql":  # hold the rows so the events match the move
             await conn.execute(sa.select(jobs.c.id).where(chosen).with_for_update())

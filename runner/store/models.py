@@ -121,8 +121,8 @@ class JobModel(Base):
 
     __table_args__ = (
         sa.UniqueConstraint("batch_id", "external_id", name="uq_jobs_batch_external_id"),
-        # claim_next: the oldest queued job (state = 'queued' ORDER BY id).
-        sa.Index("ix_jobs_state_id", "state", "id"),
+        # claim_next reads ix_jobs_claimable (revision 0006, in lifecycle.py), which replaced
+        # ix_jobs_state_id (state, id): that one also indexed every finished job.
         # next_not_before: the earliest back-off among queued jobs.
         sa.Index("ix_jobs_state_not_before", "state", "not_before"),
         # status: counts per batch and state, answered from the index alone.
@@ -133,8 +133,8 @@ class JobModel(Base):
         sa.Index("ix_jobs_state_expires", "state", "result_expires_at"),
         # mark_done / mark_failed: the jobs waiting on this one.
         sa.Index("ix_jobs_linked_job_id", "linked_job_id"),
-        # The check of `state` (ck_jobs_state) is added by runner/store/lifecycle.py, which
-        # owns the states.
+        # The check of `state` (ck_jobs_state) and the index of claimable jobs
+        # (ix_jobs_claimable) are added by runner/store/lifecycle.py, which owns the states.
     )
 
 
@@ -198,9 +198,52 @@ class InvalidRowModel(Base):
     __table_args__ = (sa.Index("ix_invalid_rows_batch_line", "batch_id", "line"),)
 
 
+class RunnerModel(Base):
+    """One `run` process (revision 0006), alive while its heartbeat is recent. Jobs it has
+    claimed (`jobs.claimed_by` = its id) are its own until it is declared dead."""
+
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int]
+    started: Mapped[datetime]
+    heartbeat: Mapped[datetime]
+
+
+class AccountModel(Base):
+    """The API account's concurrency, shared by every runner (revision 0006). `effective` is
+    the adaptive number (lowered when the account is busy with calls not ours), None: the
+    full `concurrency`."""
+
+    __tablename__ = "accounts"
+
+    name: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    concurrency: Mapped[int | None]
+    effective: Mapped[int | None]
+    successes: Mapped[int] = mapped_column(default=0, server_default="0")
+    updated_at: Mapped[datetime]
+
+
+class LeaseModel(Base):
+    """One API slot of the account held by a runner for one call (revision 0006)."""
+
+    __tablename__ = "leases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    runner_id: Mapped[str] = mapped_column(sa.ForeignKey("runners.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="SET NULL"))
+    taken_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_leases_runner_id", "runner_id"),)
+
+
 batches: sa.Table = BatchModel.__table__  # type: ignore[assignment]
 submissions: sa.Table = SubmissionModel.__table__  # type: ignore[assignment]
 jobs: sa.Table = JobModel.__table__  # type: ignore[assignment]
 events: sa.Table = EventModel.__table__  # type: ignore[assignment]
 image_checks: sa.Table = ImageCheckModel.__table__  # type: ignore[assignment]
 invalid_rows: sa.Table = InvalidRowModel.__table__  # type: ignore[assignment]
+runners: sa.Table = RunnerModel.__table__  # type: ignore[assignment]
+accounts: sa.Table = AccountModel.__table__  # type: ignore[assignment]
+leases: sa.Table = LeaseModel.__table__  # type: ignore[assignment]

@@ -7,11 +7,12 @@ Datetimes going in and coming out are aware UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.clock import utcnow
 from runner.store.base import JOB_COLUMNS, StoreBase
@@ -20,9 +21,6 @@ from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
 from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply
 from runner.store.models import batches, events, jobs
-
-STALE_CLAIM_AFTER = timedelta(minutes=15)
-"""On a shared PostgreSQL queue, a claim older than this belongs to a runner that is gone."""
 
 
 @dataclass(frozen=True)
@@ -52,33 +50,9 @@ class Store(StoreBase):
 
     # -- the scheduler's transitions ---------------------------------------------------------
 
-    async def recover_after_crash(
-        self,
-        now: datetime,
-        *,
-        worker: str | None = None,
-        stale_after: timedelta = STALE_CLAIM_AFTER,
-    ) -> dict[str, int]:
-        """Undo what a crash left half-done; returns {"recovered": n, "expired": m}.
-
-        `submitting` jobs go back to `queued` (their result was never seen; no attempt is
-        charged). On SQLite every such job is taken back: one file, one runner. On PostgreSQL,
-        where other hosts may be mid-call, only jobs claimed by `worker` or claimed longer
-        than `stale_after` ago. `generated` jobs whose result URL expired by `now` are queued
-        again to be regenerated.
-        """
-        stuck: sa.ColumnElement[bool] = sa.true()
-        if self.dialect != "sqlite":
-            mine = jobs.c.claimed_by == worker if worker is not None else sa.false()
-            stuck = sa.or_(mine, jobs.c.claimed_at.is_(None), jobs.c.claimed_at < now - stale_after)
-        expired = sa.and_(
-            jobs.c.state == JobState.GENERATED,
-            sa.or_(jobs.c.result_expires_at.is_(None), jobs.c.result_expires_at <= now),
-        )
-        async with self.transaction(immediate=True) as conn:
-            recovered = await apply(conn, "recover", now, where=stuck, worker=worker)
-            regenerate = await apply(conn, "expire", now, where=expired, worker=worker)
-        return {"recovered": recovered.count, "expired": regenerate.count}
+    runner: str | None = None
+    """The runner this store acts for (set by the scheduler): then the transitions below move
+    only jobs claimed by it, so a runner declared dead records nothing for jobs now others'."""
 
     async def claim_next(self, now: datetime, worker: str, batch: str | None = None) -> Job | None:
         """Take the oldest due `queued` job: it becomes `submitting`, claimed by `worker`.
@@ -87,27 +61,7 @@ class Store(StoreBase):
         only that batch's jobs and the jobs its linked jobs wait for.
         """
         async with self.transaction(immediate=True) as conn:
-            pick = (
-                sa.select(jobs.c.id)
-                .where(
-                    jobs.c.state == JobState.QUEUED,
-                    sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-                    await self._scope(conn, batch),
-                )
-                .order_by(jobs.c.id)
-                .limit(1)
-            )
-            if self.dialect != "sqlite":
-                pick = pick.with_for_update(skip_locked=True)
-            claimed = await apply(
-                conn,
-                "claim",
-                now,
-                where=jobs.c.id == pick.scalar_subquery(),
-                values={"claimed_by": worker, "claimed_at": now},
-                returning=JOB_COLUMNS,
-            )
-            return await self._job(conn, claimed.rows[0]) if claimed else None
+            return await claim_in(self, conn, now, worker, batch)
 
     async def mark_generated(
         self,
@@ -118,13 +72,16 @@ class Store(StoreBase):
         *,
         event: Event | None = None,
         now: datetime | None = None,
+        owner: str | None = None,
     ) -> None:
-        """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`."""
+        """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`.
+        `owner`: the runner that claimed the job, when not this store's (a journal replay)."""
         await self._apply(
             "generated",
             job_id,
             now,
             event,
+            owner=owner,
             result_url=result_url,
             result_expires_at=expires_at,
             request_id=request_id,
@@ -203,6 +160,7 @@ class Store(StoreBase):
                 now,
                 ids=[job_id],
                 event=event,
+                owner=self.runner,
                 values={
                     "not_before": not_before,
                     "attempts": jobs.c.attempts + (1 if charge_attempt else 0),
@@ -222,7 +180,7 @@ class Store(StoreBase):
         """
         now = now or utcnow()
         async with self.transaction(immediate=True) as conn:
-            moved = await apply(conn, "release", now, where=jobs.c.id == job_id)
+            moved = await apply(conn, "release", now, where=jobs.c.id == job_id, owner=self.runner)
             if moved and event is not None:
                 await conn.execute(sa.insert(events), [event.row(now)])
             return bool(moved)
@@ -250,6 +208,8 @@ class Store(StoreBase):
         mine = sa.and_(
             jobs.c.id == job_id, jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED])
         )
+        if self.runner is not None:
+            mine = sa.and_(mine, jobs.c.claimed_by == self.runner)
         async with self.transaction(immediate=True) as conn:
             if paid is not None:
                 await conn.execute(sa.insert(events), [paid.row(now)])
@@ -264,10 +224,25 @@ class Store(StoreBase):
             return False
 
     async def _apply(
-        self, name: str, job_id: int, now: datetime | None, event: Event | None, **values: Any
+        self,
+        name: str,
+        job_id: int,
+        now: datetime | None,
+        event: Event | None,
+        *,
+        owner: str | None = None,
+        **values: Any,
     ) -> None:
         async with self.transaction(immediate=True) as conn:
-            await apply(conn, name, now or utcnow(), ids=[job_id], event=event, values=values)
+            await apply(
+                conn,
+                name,
+                now or utcnow(),
+                ids=[job_id],
+                event=event,
+                values=values,
+                owner=owner or self.runner,
+            )
 
     async def set_output_path(
         self, job_id: int, output_path: str, *, now: datetime | None = None
@@ -313,6 +288,14 @@ class Store(StoreBase):
                 result = result.replace(tzinfo=UTC)
             return result
 
+    async def owns(self, job_id: int) -> bool:
+        """Is the job still claimed by this store's runner (always, without a runner)?"""
+        if self.runner is None:
+            return True
+        async with self.transaction() as conn:
+            claimed_by = await conn.scalar(sa.select(jobs.c.claimed_by).where(jobs.c.id == job_id))
+            return bool(claimed_by == self.runner)
+
     async def has_work(self, batch: str | None = None) -> bool:
         """Is any job (of `batch`) not finished yet (queued, in flight or linked)?"""
         async with self.transaction() as conn:
@@ -322,9 +305,11 @@ class Store(StoreBase):
             return bool(await conn.scalar(sa.select(sa.exists().where(where))))
 
     async def generated_jobs(self, batch: str | None = None) -> list[Job]:
-        """Jobs whose result waits for download, the earliest expiry first."""
+        """Jobs whose result waits for download (this store's runner's, when it has one), the
+        earliest expiry first."""
+        mine = sa.true() if self.runner is None else jobs.c.claimed_by == self.runner
         return await self._jobs_where(
-            JobState.GENERATED, batch, order=(jobs.c.result_expires_at, jobs.c.id)
+            JobState.GENERATED, batch, mine, order=(jobs.c.result_expires_at, jobs.c.id)
         )
 
     async def linked_results(self, batch: str | None = None) -> list[Job]:
@@ -413,6 +398,38 @@ class Store(StoreBase):
             )
 
 
+async def claim_in(
+    store: StoreBase, conn: AsyncConnection, now: datetime, worker: str, batch: str | None
+) -> Job | None:
+    """`claim_next` inside the caller's write transaction (which may take a lease with it).
+
+    On PostgreSQL the pick skips rows other claimers hold (FOR UPDATE SKIP LOCKED) and reads
+    the partial index ix_jobs_claimable, which holds only queued jobs: a claim never walks
+    the finished ones, however many and however long since the last VACUUM.
+    """
+    pick = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.state == JobState.QUEUED,
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            await store._scope(conn, batch),
+        )
+        .order_by(jobs.c.id)
+        .limit(1)
+    )
+    if store.dialect != "sqlite":
+        pick = pick.with_for_update(skip_locked=True)
+    claimed = await apply(
+        conn,
+        "claim",
+        now,
+        where=jobs.c.id == pick.scalar_subquery(),
+        values={"claimed_by": worker, "claimed_at": now},
+        returning=JOB_COLUMNS,
+    )
+    return await store._job(conn, claimed.rows[0]) if claimed else None
+
+
 async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     """Open the queue at `db` (a file path or a SQLAlchemy URL) and bring its schema to head.
 
@@ -437,4 +454,4 @@ async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     return Store(engine, url)
 
 
-__all__ = ["STALE_CLAIM_AFTER", "EventSummary", "Store", "open_store"]
+__all__ = ["EventSummary", "Store", "claim_in", "open_store"]

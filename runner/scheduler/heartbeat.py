@@ -1,0 +1,69 @@
+"""Keeping this runner alive in the queue's eyes, and taking over from runners that are not.
+
+Every few seconds the runner renews its heartbeat and looks for dead runners (a heartbeat
+older than --stale-after, or a process gone from this host): the paid results a dead runner
+on this host journaled are stored first, then its calls cut short go back to the queue,
+its results waiting for download become this runner's, and its temporary files go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import anyio
+
+from runner.scheduler.faults import LOCAL_FAULTS
+from runner.scheduler.files import remove_stale_temp_files
+from runner.scheduler.resume import replay_orphaned_journals
+from runner.scheduler.settings import RunSettings
+from runner.store import DeclaredDead, Job, Store
+from runner.store.runners import reap
+
+log = logging.getLogger(__name__)
+
+STOPS_THE_RUN: tuple[type[Exception], ...] = (DeclaredDead, *LOCAL_FAULTS)
+"""This runner was declared dead, or its disk or database failed: it must stop claiming."""
+
+
+def beat_interval(stale_after: timedelta) -> float:
+    """Several beats within the stale bound, so one late beat never looks like a death."""
+    return max(0.1, min(5.0, stale_after.total_seconds() / 6))
+
+
+async def keep_alive(
+    store: Store,
+    settings: RunSettings,
+    *,
+    adopt: Callable[[Job], None],
+    wake: Callable[[], None],
+    stop: Callable[[BaseException], None],
+) -> None:
+    """Beat until cancelled. Results taken over go to `adopt`; `wake` when jobs went back to
+    the queue; `stop` with the reason when this runner is declared dead or the database
+    fails."""
+    while True:
+        await anyio.sleep(beat_interval(settings.stale_after))
+        try:
+            await replay_orphaned_journals(store, settings.out_dir)
+            reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
+            if reaped.runners:
+                await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
+        except STOPS_THE_RUN as exc:
+            stop(exc)
+            return
+        if reaped.runners:
+            log.warning(
+                "Took over from %s (no heartbeat for %s, or its process is gone): %d calls cut "
+                "short went back to the queue, %d results to download, %d to generate again.",
+                ", ".join(reaped.runners),
+                settings.stale_after,
+                reaped.recovered,
+                len(reaped.adopted),
+                reaped.expired,
+            )
+        for job in reaped.adopted:
+            adopt(job)
+        if reaped.recovered or reaped.expired:
+            wake()
