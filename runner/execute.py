@@ -13,6 +13,7 @@ from runner.credentials import Credentials
 from runner.progress import show_progress
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
 from runner.store import StoreError, open_store
+from runner.store.leases import get_account
 from runner.store.runners import unregister
 
 
@@ -24,14 +25,16 @@ async def execute_run(
     settings: RunSettings,
     timeouts: Timeouts,
     console: Console | None = None,
-    announce: Callable[[dict[str, int]], None] | None = None,
+    announce: Callable[[dict[str, int], int | None], None] | None = None,
 ) -> RunResult:
     """The whole run as a library call: store, HTTP session, client, scheduler.
-    `announce` is called with the jobs per state of the run's scope before it starts."""
+    `announce` is called before it starts with the jobs per state of the run's scope and the
+    account's concurrency limit (None when none is recorded)."""
     store = await open_store(db)
     try:
         if announce is not None:
-            announce(await store.state_totals(settings.batch))
+            account = await get_account(store)
+            announce(await store.state_totals(settings.batch), account.concurrency)
         connections = settings.concurrency + settings.download_workers + 4
         async with http_session(timeouts, connections) as session:
             client = ChangeClothesClient(

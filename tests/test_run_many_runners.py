@@ -125,6 +125,7 @@ def results_written(out: Path) -> dict[Path, tuple[int, int]]:
         p: (p.stat().st_ino, p.stat().st_mtime_ns)
         for p in out.rglob("*")
         if not p.name.startswith(".changeclothes-paid-")  # the runner's own journal
+        and not p.match("run-*.json")  # each run's summary
     }
 
 
@@ -166,7 +167,9 @@ def assert_every_file_whole_and_once(out: Path, rows: list[Any], stats: dict[str
     files = sorted(
         p.name
         for p in out.rglob("*")
-        if p.is_file() and not p.name.startswith(".changeclothes-paid-")  # a halted run's journal
+        if p.is_file()
+        and not p.name.startswith(".changeclothes-paid-")  # a halted run's journal
+        and not p.match("run-*.json")  # each run's summary
     )
     assert files == sorted(f"{j['external_id']}.jpg" for j in rows), "a file too many or too few"
 

@@ -84,6 +84,7 @@ async def test_live_line_fits_80_columns_with_logs_above_it(tmp_path: Path) -> N
     lines = [line for line in lines if line.strip()]
     start = next(line for line in lines if line.startswith("Running every batch"))
     assert "24 jobs to do" in start and server.url in start and "environment" in start
+    assert "up to 1 calls at once (no account limit recorded" in start
     frames = [line for line in lines if line.startswith("jobs ")]
     assert frames, screen
     assert all(len(line) <= 80 for line in frames), [f for f in frames if len(f) > 80]

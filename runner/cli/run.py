@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -308,8 +309,9 @@ def run_command(
         logging.getLogger().handlers[:] = [RichHandler(console=console, show_path=False)]
     api = resolve_endpoint(endpoint, mainland)
 
-    def announce(counts: dict[str, int]) -> None:
-        console.print(start_line(api, region, credentials.source, settings, counts), soft_wrap=True)
+    def announce(counts: dict[str, int], account_limit: int | None) -> None:
+        line = start_line(api, region, credentials.source, settings, counts, account_limit)
+        console.print(line, soft_wrap=True, highlight=False)
 
     started_at = utcnow()
     try:
@@ -327,7 +329,12 @@ def run_command(
 
 
 def start_line(
-    endpoint: str, region: str, source: str, settings: RunSettings, counts: dict[str, int]
+    endpoint: str,
+    region: str,
+    source: str,
+    settings: RunSettings,
+    counts: dict[str, int],
+    account_limit: int | None,
 ) -> str:
     """What this run will use, in one line: never a secret."""
     scope = f"batch {settings.batch!r}" if settings.batch else "every batch"
@@ -337,14 +344,23 @@ def start_line(
         if settings.until
         else ""
     )
+    if account_limit is None:
+        slots = (
+            f"up to {settings.concurrency} calls at once (no account limit recorded: "
+            "`changeclothes account set-concurrency N`)"
+        )
+    else:
+        share = min(settings.concurrency, account_limit)
+        slots = f"account limit {account_limit}, this process's share up to {share} calls"
     return (
         f"Running {scope} ({queued} jobs to do) against {endpoint} ({region}), credentials "
-        f"from {source}, {settings.concurrency} calls at once{until}."
+        f"from {source}, {slots}{until}."
     )
 
 
 def write_summary_file(summary: dict[str, Any], out_dir: Path) -> None:
-    target = out_dir / f"run-{utcnow():%Y%m%dT%H%M%SZ}.json"
+    # The pid keeps apart the summaries of runners sharing one folder that end together.
+    target = out_dir / f"run-{utcnow():%Y%m%dT%H%M%SZ}-{os.getpid()}.json"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_text_file(target) as fh:
