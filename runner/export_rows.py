@@ -7,24 +7,15 @@ import re
 from datetime import datetime
 from typing import Any
 
+from runner.manifest.rows import FIELDS as MANIFEST_FIELDS
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
-MANIFEST_COLUMNS = (
-    "id",
-    "model_url",
-    "clothes_url",
-    "clothes_type",
-    "logo_add",
-    "logo_url",
-    "logo_image",
-    "logo_rect",
-    "rsp_img_type",
-    "error_code",
-    "error_message",
-)
-"""`export --as-manifest`: the input columns under the names `submit` reads, then why the
-job stands where it does (columns `submit` reads and ignores)."""
+MANIFEST_COLUMNS = tuple(f for f in MANIFEST_FIELDS if f != "logo_param")
+"""`export --as-manifest`: the input columns under the names `submit` reads (the logo as its
+own columns, not the API's nested `logo_param`), then why the job stands where it does
+(columns `submit` reads and ignores)."""
 
 
 def safe_cell(value: Any) -> Any:
