@@ -12,6 +12,7 @@ from runner.api.client import Timeouts
 from runner.credentials import Credentials
 from runner.execute import execute_run
 from runner.fake import FakeConfig, FakeCredentials, serve_fake
+from runner.preflight import add_input_thumbnails
 from runner.report import write_report
 from runner.samples import SAMPLE_IMAGES, SAMPLE_MANIFEST
 from runner.scheduler.run import RunResult, RunSettings
@@ -78,11 +79,12 @@ async def run_demo(
             Timeouts(),
             console,
         )
-    store = await open_store(db)
-    try:
-        data = await report_data(store, submitted.batch)
-    finally:
-        await store.close()
+        store = await open_store(db)
+        try:  # while the local service still serves the inputs the sheet shows
+            data = await report_data(store, submitted.batch)
+            await add_input_thumbnails(store, data)
+        finally:
+            await store.close()
     report = await anyio.to_thread.run_sync(write_report, data, out / "report.html", out)
     return DemoResult(submitted, result, db, out, report)
 

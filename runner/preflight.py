@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from runner.manifest import ManifestError, ManifestReader, Problem
 from runner.store.images import ImageCheck, cached_checks, save_checks
 from runner.store.queue import Store
+from runner.store.reports import ReportData
 
 MIN_SIDE = 512  # exclusive
 MAX_SIDE = 3000  # exclusive
@@ -189,6 +190,15 @@ async def fetch_thumbnails(
     fresh = await check_images(urls, concurrency)
     await save_checks(store, fresh)
     return {c.url: c.thumbnail for c in fresh if c.thumbnail}
+
+
+async def add_input_thumbnails(store: Store, data: ReportData) -> None:
+    """Give a report's review sheet the inputs the preflight has not cached yet (fetched
+    once, then cached): a reviewer judges a try-on beside its model and garment."""
+    urls = {u for b in data.batches for j in b.sheet for u in (j.model_url, j.clothes_url)}
+    missing = urls - data.thumbnails.keys()
+    if missing:
+        data.thumbnails.update(await fetch_thumbnails(store, sorted(missing)))
 
 
 def refused_lines(verdicts: Sequence[RowVerdict]) -> dict[int, str]:

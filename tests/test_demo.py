@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,9 @@ def test_demo_writes_one_image_per_sample_row_and_reruns_cleanly(tmp_path: Path)
     images = sorted((tmp_path / "demo" / "results" / "catalog").iterdir())
     report = (tmp_path / "demo" / "results" / "report.html").read_text()
     assert all(f"catalog/{i}.jpg" in report for i in ids), "the report shows every result"
+    # ... beside its model and garment, fetched from the local service while it runs.
+    assert len(re.findall(r'"model":\d+', report)) == len(ids), "every model thumbnail"
+    assert len(re.findall(r'"clothes":\d+', report)) == len(ids), "every garment thumbnail"
     assert [p.stem for p in images] == ids
     for path in images:
         with Image.open(path) as image:

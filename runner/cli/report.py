@@ -19,7 +19,7 @@ from runner.cli.main import cli
 from runner.cli.options import db_option, out_option
 from runner.cli.store import _require_existing, fail, run_store
 from runner.export_rows import MANIFEST_COLUMNS, manifest_row, safe_cell
-from runner.preflight import fetch_thumbnails
+from runner.preflight import add_input_thumbnails
 from runner.report import DEFAULT_NAME, write_report
 from runner.store import (
     JobState,
@@ -92,12 +92,8 @@ def report(
     async def go() -> ReportData:
         async with await open_store(db) as store:
             data = await report_data(store, batch, gallery_limit=gallery_limit)
-            if no_fetch:
-                return data
-            urls = {u for b in data.batches for j in b.sheet for u in (j.model_url, j.clothes_url)}
-            missing = urls - data.thumbnails.keys()
-            if missing:  # not checked yet (no --check-images): the reviewer needs them
-                data.thumbnails.update(await fetch_thumbnails(store, sorted(missing)))
+            if not no_fetch:
+                await add_input_thumbnails(store, data)
             return data
 
     data = run_store(go)
