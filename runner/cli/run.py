@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
 
 import anyio
 import click
@@ -16,7 +14,6 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from runner.api.client import Timeouts
-from runner.atomic import atomic_text_file
 from runner.cli.main import cli
 from runner.cli.options import (
     ByteSize,
@@ -28,20 +25,14 @@ from runner.cli.options import (
     resolve_endpoint,
     stale_after_option,
 )
+from runner.cli.run_end import exit_for, finish
 from runner.cli.store import _require_existing, run_store
 from runner.clock import utcnow
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
-from runner.notify import post_summary, run_on_finish
-from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.policy import RetryPolicy
 from runner.scheduler.run import RunResult, RunSettings, StopReason
-from runner.scheduler.settings import (
-    EXIT_INTERRUPTED,
-    EXIT_LOCAL_FAULT,
-    EXIT_UNEXPECTED,
-)
-from runner.store import WORK_STATES, StoreError, open_store
+from runner.store import WORK_STATES, open_store
 from runner.store.estimate import Estimate, estimate
 from runner.summary import format_summary, summary_json
 
@@ -358,28 +349,6 @@ def start_line(
     )
 
 
-def write_summary_file(summary: dict[str, Any], out_dir: Path) -> None:
-    # The pid keeps apart the summaries of runners sharing one folder that end together.
-    target = out_dir / f"run-{utcnow():%Y%m%dT%H%M%SZ}-{os.getpid()}.json"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_text_file(target) as fh:
-            json.dump(summary, fh, indent=2)
-    except OSError as exc:
-        log.warning("Could not write the run summary %s: %s", target, exc.strerror or exc)
-
-
-async def finish(
-    summary: dict[str, Any], out_dir: Path, notify: str | None, on_finish: str | None
-) -> None:
-    """The summary file beside the results, then the notices; none of it fails the run."""
-    await anyio.to_thread.run_sync(write_summary_file, summary, out_dir)
-    if notify:
-        await post_summary(notify, summary)
-    if on_finish:
-        await run_on_finish(on_finish, summary)
-
-
 def print_estimate(db: str, batch: str | None, concurrency: int, price: float | None) -> None:
     async def go() -> Estimate:
         async with await open_store(db) as store:
@@ -388,31 +357,3 @@ def print_estimate(db: str, batch: str | None, concurrency: int, price: float | 
     scope = f"for batch {batch!r}" if batch is not None else "for the whole queue"
     for line in run_store(go).lines(concurrency, price, scope):
         click.echo(line)
-
-
-def exit_for(caught: BaseException) -> NoReturn:
-    """The exit code and the one sentence for a run that ended by an exception."""
-    exc = first_leaf(caught)
-    if isinstance(exc, KeyboardInterrupt):
-        click.echo("Interrupted: state saved. Run the same command again to resume.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if isinstance(exc, SystemExit):
-        raise exc
-    if isinstance(exc, (*LOCAL_FAULTS, StoreError)):
-        click.echo(f"Error: {describe_local_fault(exc)}", err=True)
-        sys.exit(EXIT_LOCAL_FAULT)
-    log.debug("The unexpected error in full:", exc_info=exc)
-    click.echo(
-        f"Error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        " (a bug: run again with -vv for the traceback, and report it). The queue is "
-        "consistent; a rerun resumes.",
-        err=True,
-    )
-    sys.exit(EXIT_UNEXPECTED)
-
-
-def first_leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside task-group exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc

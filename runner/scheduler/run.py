@@ -24,6 +24,7 @@ import anyio
 from runner.api.client import ChangeClothesClient
 from runner.api.errors import RESULT_NOT_AN_IMAGE, ApiError, ErrorClass
 from runner.clock import utcnow
+from runner.scheduler.account import AccountWatch
 from runner.scheduler.downloading import Downloads
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.files import NotAnImage, write_bytes
@@ -54,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JOB_NUM_EXCEED = "RequestLimitExceeded.JobNumExceed"
 CLIENT_CODES = "ClientError."  # codes the client makes up: the API itself did not answer
 
 
@@ -76,10 +76,9 @@ class Scheduler:
         self.backoff = AccountBackoff(settings.backoff_base, settings.backoff_cap, self._rng)
         self.stop_reason: StopReason | None = None
         self.halt_error: ApiError | None = None
-        self._activating_since: float | None = None
-        self._outage_since: float | None = None  # the endpoint stopped answering then
         self.fault: str | None = None
         self._wake = anyio.Event()
+        self.account = AccountWatch(settings, self.backoff, self.slots, self.stats, self._halt)
         self.downloads = Downloads(
             store,
             session,
@@ -288,16 +287,14 @@ class Scheduler:
     async def _settle(self, job: Job, outcome: Outcome, lease: Lease) -> None:
         """The one transition that records `outcome` for `job`."""
         if not (isinstance(outcome, Refused) and outcome.error.error_class is ErrorClass.OUTAGE):
-            self._endpoint_answers()
+            self.account.endpoint_answers()
         if isinstance(outcome, Paid) or not outcome.error.code.startswith(CLIENT_CODES):
             self.stats.answers += 1
         if isinstance(outcome, Refused):
             await self._settle_refused(job, outcome)
             return
         self.stats.paid_calls += 1
-        self.backoff.on_success()
-        self.slots.on_success()
-        self._activating_since = None
+        self.account.on_success()
         result = outcome.result
         paid = self._call_event(job, result.request_id, "OK", None, outcome.latency_ms)
         if result.is_url:
@@ -345,7 +342,7 @@ class Scheduler:
         decision = decide(err, job.attempts, utcnow(), self.settings.retry, self._rng)
         # Account-level reactions come first, before any await: the slot this call held is
         # already free, and the claim loop must not send another call into a closed gate.
-        self._react(decision.action, err, outcome.in_flight_at_send)
+        self.account.react(decision.action, err, outcome.in_flight_at_send)
         event = self._call_event(
             job, err.request_id, err.code, err.error_class.value, outcome.latency_ms
         )
@@ -398,59 +395,11 @@ class Scheduler:
             worker=self.settings.worker,
         )
 
-    def _react(self, action: Action, err: ApiError, in_flight_at_send: int) -> None:
-        """What an error means for the whole account: pause, shrink, or stop."""
-        if action is Action.BACKOFF:
-            self.stats.throttled += 1
-            delay = self.backoff.on_throttle()
-            if err.code == JOB_NUM_EXCEED:
-                self.slots.on_job_num_exceed(in_flight_at_send)
-            log.debug("%s: pausing calls for %.1f s", err.code, delay)
-        elif action is Action.WAIT:
-            now = time.monotonic()
-            if self._activating_since is None:
-                self._activating_since = now
-                log.warning("%s: the service is still being activated; waiting.", err.code)
-            if now - self._activating_since >= self.settings.activation_limit:
-                self._halt(err)
-            else:
-                self.backoff.pause(self.settings.activation_pause)
-        elif action is Action.OUTAGE:
-            now = time.monotonic()
-            if self._outage_since is None:
-                self._outage_since = now
-                log.warning(
-                    "The API endpoint does not answer (%s: %s). Pausing every call and probing "
-                    "until it does; no job is charged. Halting if it lasts %s.",
-                    err.code,
-                    err.message,
-                    _duration(self.settings.outage_limit),
-                )
-            if now - self._outage_since >= self.settings.outage_limit:
-                self._halt(err)
-            else:
-                self.backoff.on_throttle()
-        elif action is Action.HALT:
-            self._halt(err)
-
-    def _endpoint_answers(self) -> None:
-        if self._outage_since is not None:
-            log.warning(
-                "The API endpoint answers again after %s; resuming.",
-                _duration(time.monotonic() - self._outage_since),
-            )
-            self._outage_since = None
-
     def _halt(self, err: ApiError) -> None:
         if self.halt_error is None:
             self.halt_error = err
             log.error("Halting: %s", err)
         self.request_stop(StopReason.HALTED)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def _ms_since(started: float) -> int:
