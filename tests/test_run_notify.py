@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from runner.fake import FakeServer, serve_fake
 from tests.run_support import submit, write_manifest
+from tests.subprocess_support import runner_env
 
 pytestmark = pytest.mark.anyio
 
@@ -57,14 +57,6 @@ def command(db: str, out: Path, server: FakeServer, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def env_for(server: FakeServer) -> dict[str, str]:
-    env = dict(os.environ)
-    env["TENCENTCLOUD_SECRET_ID"] = server.credentials.secret_id
-    env["TENCENTCLOUD_SECRET_KEY"] = server.credentials.secret_key
-    env.pop("TENCENTCLOUD_SESSION_TOKEN", None)
-    return env
-
-
 async def test_summary_is_posted_handed_to_a_command_printed_and_kept(tmp_path: Path) -> None:
     db, out = str(tmp_path / "queue.db"), tmp_path / "out"
     manifest = write_manifest(tmp_path / "m.csv", 3)
@@ -84,7 +76,7 @@ async def test_summary_is_posted_handed_to_a_command_printed_and_kept(tmp_path: 
                 "--on-finish",
                 f"cat > {got_on_stdin}",
             ),  # fmt: skip
-            env=env_for(server),
+            env=runner_env(server),
             check=False,
         )
     assert done.returncode == 1, done.stderr.decode()  # one bad row failed
@@ -117,7 +109,7 @@ async def test_a_notice_that_cannot_be_delivered_never_fails_the_run(tmp_path: P
                     "--on-finish",
                     "exit 7",
                 ),  # fmt: skip
-                env=env_for(server),
+                env=runner_env(server),
                 check=False,
             )
     err = done.stderr.decode()

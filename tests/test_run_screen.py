@@ -18,6 +18,7 @@ import pytest
 
 from runner.fake import FakeServer, serve_fake
 from tests.run_support import jobs_by_state, run, submit, write_manifest
+from tests.subprocess_support import runner_env
 
 pytestmark = pytest.mark.anyio
 
@@ -33,14 +34,9 @@ def run_command(db: str, out: Path, server: FakeServer, *extra: str) -> list[str
 
 
 def env_for(server: FakeServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    env.update(
-        TENCENTCLOUD_SECRET_ID=server.credentials.secret_id,
-        TENCENTCLOUD_SECRET_KEY=server.credentials.secret_key,
-        TERM="xterm-256color",
-    )
-    env.pop("TENCENTCLOUD_SESSION_TOKEN", None)
-    return env
+    """The run's environment on a terminal whose size the terminal itself gives."""
+    env = {k: v for k, v in runner_env(server).items() if k not in ("COLUMNS", "LINES")}
+    return {**env, "TERM": "xterm-256color"}
 
 
 async def run_in_terminal(command: list[str], env: dict[str, str], columns: int) -> str:
