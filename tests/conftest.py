@@ -12,8 +12,9 @@ import pytest
 
 from tests.seeding import choose_seed, replay_hint, run_seed, set_run_seed
 
-# Store and manifest fixtures (fresh SQLite/PostgreSQL queue databases): tests/store_fixtures.py
-pytest_plugins = ["tests.store_fixtures", "pytester"]
+# Store and manifest fixtures (fresh SQLite/PostgreSQL queue databases): tests/store_fixtures.py;
+# a real S3-compatible server (moto, its own process): tests/s3_support.py
+pytest_plugins = ["tests.store_fixtures", "tests.s3_support", "pytester"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

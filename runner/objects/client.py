@@ -1,0 +1,187 @@
+"""Talking to the store: head, put, bounded get and presigned GET URLs, through aiobotocore.
+
+aiobotocore is botocore (the AWS SDK's own request signing and presigning, the reference every
+S3-compatible store is tested against) over aiohttp, which the runner already uses; so nothing
+here signs by hand. It is an optional extra: `open_object_store` says how to install it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.objects.config import ObjectStoreConfig
+from runner.objects.errors import ObjectStoreError, ObjectStoreMissing, ObjectTooLarge
+from runner.objects.location import ObjectRef
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client  # pragma: no cover
+else:
+    S3Client = Any
+
+# SigV4 presigned URLs are valid for at most 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+# botocore's own retries of a request that failed on the way (5xx, throttling, a reset).
+RETRY_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class ObjectStore:
+    """One open client. Every failure surfaces as `ObjectStoreError` with one sentence."""
+
+    def __init__(self, client: S3Client, config: ObjectStoreConfig) -> None:
+        self._client = client
+        self.config = config
+
+    async def head(self, ref: ObjectRef) -> ObjectInfo | None:
+        """What the store holds at `ref`, or None when nothing is there."""
+        try:
+            reply = await self._client.head_object(Bucket=ref.bucket, Key=ref.key)
+        except Exception as e:
+            if _status(e) == 404:
+                return None
+            raise _explain(e, "read", ref) from None
+        return ObjectInfo(
+            size=int(reply.get("ContentLength", 0)),
+            content_type=reply.get("ContentType"),
+            metadata=dict(reply.get("Metadata") or {}),
+        )
+
+    async def put_bytes(
+        self,
+        ref: ObjectRef,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if content_type:
+            extra["ContentType"] = content_type
+        if metadata:
+            extra["Metadata"] = dict(metadata)
+        try:
+            await self._client.put_object(Bucket=ref.bucket, Key=ref.key, Body=data, **extra)
+        except Exception as e:
+            raise _explain(e, "write", ref) from None
+
+    async def put_file(
+        self,
+        ref: ObjectRef,
+        path: Path,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Upload a local file (photos are capped in size, so it is read whole)."""
+        await self.put_bytes(ref, path.read_bytes(), content_type=content_type, metadata=metadata)
+
+    async def get_bytes(self, ref: ObjectRef, *, max_bytes: int) -> bytes:
+        """The object's content; `ObjectTooLarge` past `max_bytes`, without reading on."""
+        try:
+            reply = await self._client.get_object(Bucket=ref.bucket, Key=ref.key)
+        except Exception as e:
+            raise _explain(e, "read", ref) from None
+        length = int(reply.get("ContentLength") or 0)
+        if length > max_bytes:
+            reply["Body"].close()
+            raise ObjectTooLarge(f"{ref} is {length} bytes, more than the {max_bytes} allowed")
+        async with reply["Body"] as stream:
+            data: bytes = await stream.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ObjectTooLarge(f"{ref} is more than the {max_bytes} bytes allowed")
+        return data
+
+    async def presign_get(self, ref: ObjectRef, ttl_seconds: int) -> str:
+        """A GET URL anyone holding it may use for `ttl_seconds`: never store or log it."""
+        if not 1 <= ttl_seconds <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"a presigned URL lives 1 s to 7 days, not {ttl_seconds} s")
+        try:
+            url: str = await self._client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": ref.bucket, "Key": ref.key},
+                ExpiresIn=ttl_seconds,
+            )
+        except Exception as e:
+            raise _explain(e, "sign a link to", ref) from None
+        return url
+
+
+@contextlib.asynccontextmanager
+async def open_object_store(config: ObjectStoreConfig) -> AsyncIterator[ObjectStore]:
+    """An open client for `config`; `ObjectStoreMissing` when the extra is not installed."""
+    try:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+    except ImportError:
+        raise ObjectStoreMissing() from None
+
+    options: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retries": {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"},
+        "signature_version": "s3v4",
+    }
+    addressing = config.resolved_addressing()
+    if addressing is not None:
+        options["s3"] = {"addressing_style": addressing}
+    kwargs: dict[str, Any] = {"config": AioConfig(**options)}
+    if config.endpoint:
+        kwargs["endpoint_url"] = config.endpoint
+    region = config.resolved_region()
+    session = get_session()
+    kwargs["region_name"] = region or session.get_config_variable("region") or "us-east-1"
+    keys = config.static_keys()
+    if keys is not None:
+        kwargs.update(
+            aws_access_key_id=keys.access_key,
+            aws_secret_access_key=keys.secret_key,
+            aws_session_token=keys.token,
+        )
+    async with session.create_client("s3", **kwargs) as client:
+        yield ObjectStore(client, config)
+
+
+def _status(e: Exception) -> int | None:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status else None
+    return None
+
+
+def _explain(e: Exception, verb: str, ref: ObjectRef) -> ObjectStoreError:
+    """One sentence for a botocore failure; botocore's messages carry no secret."""
+    name = type(e).__name__
+    response = getattr(e, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = response["Error"].get("Code") or str(_status(e))
+        hint = {
+            "NoSuchBucket": "the bucket does not exist",
+            "AccessDenied": "the credentials may not do this (see the README's bucket permissions)",
+            "403": "the credentials may not do this (see the README's bucket permissions)",
+            "InvalidAccessKeyId": "the access key is not known to the store",
+            "SignatureDoesNotMatch": "the secret key does not match the access key",
+            "404": "no such object",
+            "NoSuchKey": "no such object",
+        }.get(code, response["Error"].get("Message") or "refused")
+        return ObjectStoreError(f"could not {verb} {ref}: {code}: {hint}")
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return ObjectStoreError(
+            f"could not {verb} {ref}: no credentials for the store: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or a profile), or use the Tencent pair with a COS endpoint"
+        )
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+        return ObjectStoreError(f"could not {verb} {ref}: the store did not answer ({name})")
+    return ObjectStoreError(f"could not {verb} {ref}: {name}: {e}")

@@ -1,0 +1,142 @@
+"""A real S3-compatible server for tests: moto's server mode in its own process on 127.0.0.1.
+
+Its werkzeug log (one line per request) is the request log tests read to prove what was, or
+was not, uploaded. moto does not check credentials or a presigned URL's expiry; tests that need
+expiry enforced put `ExpiryCheckingFront` before it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.objects import ObjectStoreConfig
+
+ACCESS_KEY = "AKIDTESTS3ACCESSKEY01"
+SECRET_KEY = "s3-test-secret-key-never-to-be-seen-0123456789"
+REGION = "us-east-1"
+START_TIMEOUT = 60.0
+_REQUEST_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+
+
+@dataclass
+class MotoServer:
+    endpoint: str
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    _buckets: set[str] = field(default_factory=set)
+
+    @property
+    def config(self) -> ObjectStoreConfig:
+        return ObjectStoreConfig(endpoint=self.endpoint, region=REGION)
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """An environment whose AWS chain finds the test keys (and no profile file)."""
+        env = dict(os.environ if base is None else base)
+        env.update(
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
+            CHANGECLOTHES_S3_ENDPOINT=self.endpoint,
+        )
+        env.pop("AWS_SESSION_TOKEN", None)
+        env.pop("AWS_PROFILE", None)
+        return env
+
+    def boto(self) -> Any:
+        """A plain boto3 client (the reference client) for setting up and checking."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    def make_bucket(self, name: str) -> str:
+        if name not in self._buckets:
+            self.boto().create_bucket(Bucket=name)
+            self._buckets.add(name)
+        return name
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request the server has logged so far."""
+        text = self.log_path.read_text(errors="replace")
+        return [(m["method"], m["path"], int(m["status"])) for m in _REQUEST_LINE.finditer(text)]
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, int]:
+        """Key → size of every object under `prefix`."""
+        found: dict[str, int] = {}
+        for page in (
+            self.boto().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        ):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = int(item["Size"])
+        return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_moto(log_path: Path) -> MotoServer:
+    port = _free_port()
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited: {log_path.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("moto server did not start listening")
+        time.sleep(0.05)
+    return MotoServer(f"http://127.0.0.1:{port}", log_path, process)
+
+
+def stop_moto(server: MotoServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def moto_server(tmp_path: Path) -> Iterator[MotoServer]:
+    """A fresh moto server for one test (its own process, so state never leaks)."""
+    server = start_moto(tmp_path / "moto.log")
+    try:
+        yield server
+    finally:
+        stop_moto(server)
