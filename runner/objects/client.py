@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from runner.objects.config import ObjectStoreConfig
 from runner.objects.errors import ObjectStoreError, ObjectStoreMissing, ObjectTooLarge
 from runner.objects.location import ObjectRef
@@ -85,7 +87,8 @@ class ObjectStore:
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Upload a local file (photos are capped in size, so it is read whole)."""
-        await self.put_bytes(ref, path.read_bytes(), content_type=content_type, metadata=metadata)
+        data = await anyio.Path(path).read_bytes()
+        await self.put_bytes(ref, data, content_type=content_type, metadata=metadata)
 
     async def get_bytes(self, ref: ObjectRef, *, max_bytes: int) -> bytes:
         """The object's content; `ObjectTooLarge` past `max_bytes`, without reading on."""
