@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import click
 
 from runner.credentials import DEFAULT_PROFILE, ENV_REGION
+from runner.objects.config import ADDRESSING_CHOICES, ObjectStoreConfig
 from runner.regions import unknown_region_warning
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -165,3 +166,45 @@ def price_option(f: F) -> F:
         help="Price of one paid call, in your currency: the estimate then says what the "
         "queue will cost.",
     )(f)
+
+
+def s3_options(f: F) -> F:
+    """Where s3:// locations live: the three settings every bucket-using command shares.
+
+    The command receives `s3_endpoint`, `s3_region`, `s3_addressing`, which
+    `object_store_config` turns into one `ObjectStoreConfig`. Credentials never come from the
+    command line (the AWS chain, or the Tencent pair for a COS endpoint)."""
+    f = click.option(
+        "--s3-addressing",
+        type=click.Choice(ADDRESSING_CHOICES),
+        default="auto",
+        show_default=True,
+        envvar="CHANGECLOTHES_S3_ADDRESSING",
+        help="Bucket in the host name (virtual, COS) or in the path (path, most local "
+        "stores); auto picks virtual for COS, path for an IP address or localhost.",
+    )(f)
+    f = click.option(
+        "--s3-region",
+        default=None,
+        envvar="CHANGECLOTHES_S3_REGION",
+        help="Region to sign bucket requests for [default: COS's from --s3-endpoint, else "
+        "AWS_REGION / the AWS config, else us-east-1].",
+    )(f)
+    f = click.option(
+        "--s3-endpoint",
+        default=None,
+        envvar="CHANGECLOTHES_S3_ENDPOINT",
+        help="S3-compatible endpoint for s3:// locations, e.g. "
+        "https://cos.ap-guangzhou.myqcloud.com for Tencent COS [default: AWS S3].",
+    )(f)
+    return f
+
+
+def object_store_config(
+    endpoint: str | None, region: str | None, addressing: str
+) -> ObjectStoreConfig:
+    """The store settings, or a usage error naming the bad value."""
+    try:
+        return ObjectStoreConfig(endpoint=endpoint, region=region, addressing=addressing)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--s3-endpoint") from None
