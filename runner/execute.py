@@ -12,6 +12,7 @@ from runner.api.client import ChangeClothesClient, Timeouts, http_session
 from runner.credentials import Credentials
 from runner.progress import show_progress
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
+from runner.scheduler.sinks import open_sink
 from runner.store import StoreError, open_store
 from runner.store.leases import get_account
 from runner.store.runners import unregister
@@ -36,11 +37,11 @@ async def execute_run(
             account = await get_account(store)
             announce(await store.state_totals(settings.batch), account.concurrency)
         connections = settings.concurrency + settings.download_workers + 4
-        async with http_session(timeouts, connections) as session:
+        async with http_session(timeouts, connections) as session, open_sink(settings) as sink:
             client = ChangeClothesClient(
                 session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
             )
-            scheduler = Scheduler(store, client, session, settings)
+            scheduler = Scheduler(store, client, session, settings, sink)
             async with anyio.create_task_group() as tg:
                 if console is not None:
 

@@ -14,15 +14,21 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import anyio
 from PIL import Image, UnidentifiedImageError
 
 from runner.manifest import ManifestError, ManifestReader, Problem
+from runner.objects import ObjectRef, ObjectStoreError, is_bucket_url
+from runner.objects.errors import ObjectTooLarge
 from runner.store.images import ImageCheck, cached_checks, save_checks
 from runner.store.queue import Store
 from runner.store.reports import ReportData
+
+if TYPE_CHECKING:
+    from runner.objects.client import ObjectStore
 
 MIN_SIDE = 512  # exclusive
 MAX_SIDE = 3000  # exclusive
@@ -192,13 +198,50 @@ async def fetch_thumbnails(
     return {c.url: c.thumbnail for c in fresh if c.thumbnail}
 
 
-async def add_input_thumbnails(store: Store, data: ReportData) -> None:
+async def _check_object(objects: ObjectStore, url: str) -> ImageCheck:
+    """An `s3://` input photo, read from its bucket and judged like a fetched one."""
+    try:
+        data = await objects.get_bytes(ObjectRef.parse(url), max_bytes=MAX_FILE_BYTES)
+    except ObjectTooLarge:
+        return ImageCheck(url, "larger than 8 MB once Base64 encoded", 200)
+    except (ObjectStoreError, ValueError) as exc:
+        return ImageCheck(url, f"unreadable ({exc})")
+    return await anyio.to_thread.run_sync(inspect_image, url, data)
+
+
+async def check_objects(
+    objects: ObjectStore, urls: Iterable[str], concurrency: int = CONCURRENCY
+) -> list[ImageCheck]:
+    limit = anyio.Semaphore(concurrency)
+    results: list[ImageCheck] = []
+
+    async def one(url: str) -> None:
+        async with limit:
+            results.append(await _check_object(objects, url))
+
+    async with anyio.create_task_group() as tg:
+        for url in urls:
+            tg.start_soon(one, url)
+    return results
+
+
+async def add_input_thumbnails(
+    store: Store, data: ReportData, objects: ObjectStore | None = None
+) -> None:
     """Give a report's review sheet the inputs the preflight has not cached yet (fetched
-    once, then cached): a reviewer judges a try-on beside its model and garment."""
+    once, then cached): a reviewer judges a try-on beside its model and garment. `s3://`
+    inputs are read from their bucket through `objects` (left without one when None)."""
     urls = {u for b in data.batches for j in b.sheet for u in (j.model_url, j.clothes_url)}
     missing = urls - data.thumbnails.keys()
+    in_buckets = sorted(u for u in missing if is_bucket_url(u))
+    missing -= set(in_buckets)
     if missing:
         data.thumbnails.update(await fetch_thumbnails(store, sorted(missing)))
+    if in_buckets and objects is not None:
+        fresh = await check_objects(objects, in_buckets)
+        # Only verdicts on content are kept: a bucket unreadable today may be readable tomorrow.
+        await save_checks(store, [c for c in fresh if c.http_status == 200])
+        data.thumbnails.update({c.url: c.thumbnail for c in fresh if c.thumbnail})
 
 
 def refused_lines(verdicts: Sequence[RowVerdict]) -> dict[int, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from runner.api.errors import ErrorClass, rule_for
@@ -31,6 +32,9 @@ from runner.report_sheet import CSS as SHEET_CSS
 from runner.report_sheet import SCRIPT, sheet_data, sheet_section
 from runner.store import JobState
 from runner.store.reports import BatchReport, JobLine, ReportData
+
+if TYPE_CHECKING:
+    from runner.report_bucket import BucketLinks
 
 DEFAULT_NAME = "report.html"
 
@@ -249,7 +253,12 @@ def _unfinished_section(b: BatchReport) -> str:
 
 
 def _review_section(
-    i: int, b: BatchReport, data: ReportData, out_dir: Path, report_dir: Path
+    i: int,
+    b: BatchReport,
+    data: ReportData,
+    out_dir: Path,
+    report_dir: Path,
+    links: BucketLinks | None,
 ) -> str:
     if not b.sheet:
         return ""
@@ -259,8 +268,18 @@ def _review_section(
         advice_for,
         lambda job: locate_result(job.output_path or "", out_dir, b.name),
         lambda found: relative_href(found, report_dir),
+        remote=links.results if links is not None else None,
     )
-    return sheet_section(i, b, sheet)
+    note = ""
+    if links is not None and any(
+        r.href for j in b.sheet if (r := links.results.get(j.output_path or ""))
+    ):
+        note = (
+            '<p class="note">Results in the bucket link to presigned URLs valid until '
+            f"{esc(when(links.expires_at))}: until then anyone with this file can open them; "
+            "after that, make the report again for fresh links.</p>"
+        )
+    return sheet_section(i, b, sheet, note)
 
 
 def _invalid_section(b: BatchReport) -> str:
@@ -285,7 +304,12 @@ def _invalid_section(b: BatchReport) -> str:
 
 
 def _batch_section(
-    i: int, b: BatchReport, data: ReportData, out_dir: Path, report_dir: Path
+    i: int,
+    b: BatchReport,
+    data: ReportData,
+    out_dir: Path,
+    report_dir: Path,
+    links: BucketLinks | None = None,
 ) -> str:
     tiles = [tile("jobs", b.total)]
     for state in JobState:
@@ -306,16 +330,19 @@ def _batch_section(
             _failed_section(b),
             _unfinished_section(b),
             _invalid_section(b),
-            _review_section(i, b, data, out_dir, report_dir),
+            _review_section(i, b, data, out_dir, report_dir, links),
             "</section>",
         )
         if part
     )
 
 
-def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
+def render_report(
+    data: ReportData, report_path: Path, out_dir: Path, links: BucketLinks | None = None
+) -> str:
     """The whole report as one HTML document, for a file that will be written at
-    `report_path` (result links are relative to its folder); `out_dir` is the results folder.
+    `report_path` (result links are relative to its folder); `out_dir` is the results folder;
+    `links` the thumbnails and presigned links of results in a bucket.
     """
     report_dir = Path(os.path.abspath(report_path)).parent
     title = "changeclothes report"
@@ -329,7 +356,7 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
             nav + "</nav>",
             _overview(data),
             *(
-                _batch_section(i + 1, b, data, out_dir, report_dir)
+                _batch_section(i + 1, b, data, out_dir, report_dir, links)
                 for i, b in enumerate(data.batches)
             ),
         ]
@@ -357,9 +384,11 @@ def render_report(data: ReportData, report_path: Path, out_dir: Path) -> str:
     )
 
 
-def write_report(data: ReportData, report_path: Path, out_dir: Path) -> Path:
+def write_report(
+    data: ReportData, report_path: Path, out_dir: Path, links: BucketLinks | None = None
+) -> Path:
     """Render and write the report; a reader never sees half a file. Returns its path."""
-    text = render_report(data, report_path, out_dir)
+    text = render_report(data, report_path, out_dir, links)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_text_file(report_path) as fh:
         fh.write(text)

@@ -14,14 +14,18 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from runner.report_html import esc
 from runner.store.lifecycle import JobState
 from runner.store.reports import BatchReport, SheetJob
+
+if TYPE_CHECKING:
+    from runner.report_bucket import BucketResult
 
 PAGE_ROWS = 50
 THUMB_SIDE = 120
@@ -72,7 +76,10 @@ def sheet_data(
     advice: Callable[[str | None], str],
     locate: Callable[[SheetJob], Path | None],
     href: Callable[[Path], str],
+    remote: Mapping[str, BucketResult] | None = None,
 ) -> dict[str, object]:
+    """The sheet's rows and thumbnails; results in a bucket come from `remote` (by their
+    `s3://` reference: a thumbnail fetched when the report was made and a presigned link)."""
     images = _Images()
     rows = []
 
@@ -80,14 +87,27 @@ def sheet_data(
         data = thumbnails.get(url)
         return None if data is None else images.add(url, lambda: thumbnail_uri(data))
 
+    def known(key: str, uri: str | None) -> int | None:
+        return None if uri is None else images.add(key, lambda: uri)
+
     def result_thumb(found: Path) -> int | None:
         return images.add(f"result:{found}", lambda: result_thumbnail(found))
 
     for job in b.sheet:
         result = None
-        found = locate(job) if job.output_path else None
-        if found is not None:
-            result = result_thumb(found)
+        link: str | None = None
+        in_bucket = remote.get(job.output_path) if remote and job.output_path else None
+        if in_bucket is not None:
+            found = None
+            result = known(f"result:{job.output_path}", in_bucket.thumbnail)
+            link = in_bucket.href
+            missing = in_bucket.missing
+        else:
+            found = locate(job) if job.output_path else None
+            if found is not None:
+                result = result_thumb(found)
+                link = href(found)
+            missing = bool(job.output_path) and found is None
         rows.append(
             {
                 "id": job.id,
@@ -99,8 +119,8 @@ def sheet_data(
                 "model": input_thumb(job.model_url),
                 "clothes": input_thumb(job.clothes_url),
                 "result": result,
-                "href": None if found is None else href(found),
-                "missing": bool(job.output_path) and found is None,
+                "href": link,
+                "missing": missing,
             }
         )
     return {"rows": rows, "images": images.uris, "total": b.total, "page": PAGE_ROWS}
@@ -112,7 +132,7 @@ def _json_for_script(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def sheet_section(index: int, b: BatchReport, data: dict[str, object]) -> str:
+def sheet_section(index: int, b: BatchReport, data: dict[str, object], links_note: str = "") -> str:
     rows: list[dict[str, object]] = data["rows"]  # type: ignore[assignment]
     states = sorted({str(r["state"]) for r in rows})
     types = sorted({str(r["type"]) for r in rows})
@@ -133,7 +153,7 @@ def sheet_section(index: int, b: BatchReport, data: dict[str, object]) -> str:
     missing = sum(1 for r in rows if r["missing"])
     gone = (
         f'<p class="note">{missing} of the results shown are no longer on disk where the run '
-        "wrote them.</p>"
+        "wrote them, or could not be read from their bucket.</p>"
         if missing
         else ""
     )
@@ -141,7 +161,7 @@ def sheet_section(index: int, b: BatchReport, data: dict[str, object]) -> str:
         [
             f'<section class="review" id="review-{index}">',
             f"<h3>Review sheet ({b.total} jobs)</h3>",
-            note + gone,
+            note + gone + links_note,
             '<div class="filters">',
             select("f-state", "state", states),
             select("f-type", "clothes type", types),

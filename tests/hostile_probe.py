@@ -26,6 +26,7 @@ from runner.clock import utcnow
 from runner.credentials import Credentials
 from runner.scheduler.downloads import DownloadError, DownloadLimits, fetch_result
 from runner.scheduler.files import NotAnImage, write_bytes
+from runner.scheduler.sinks import LocalFolderSink
 
 CREDS = Credentials("AKIDhostile", "hostile-secret-key")
 
@@ -69,7 +70,13 @@ async def _download(args: argparse.Namespace) -> dict[str, Any]:
     async with http_session() as session:
         try:
             written = await fetch_result(
-                session, args.target, args.folder, "result", limits=limits, expires_at=expires_at
+                session,
+                args.target,
+                LocalFolderSink(args.folder),
+                "",
+                "result",
+                limits=limits,
+                expires_at=expires_at,
             )
         except (DownloadError, NotAnImage) as exc:
             return _failure(exc)

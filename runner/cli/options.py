@@ -93,8 +93,49 @@ def out_option(f: F) -> F:
         show_default=True,
         envvar="CHANGECLOTHES_OUT",
         type=click.Path(file_okay=False),
-        help="Folder the result images are written to.",
+        help="Folder the result images are written to, or s3://BUCKET/PREFIX for a bucket "
+        '(see README, "Results in a bucket").',
     )(f)
+
+
+def state_dir_option(f: F) -> F:
+    return click.option(
+        "--state-dir",
+        default=None,
+        envvar="CHANGECLOTHES_STATE_DIR",
+        type=click.Path(file_okay=False),
+        help="Local folder for the paid-results journal, run summaries and (with a bucket) "
+        "results on their way up [default: the --out folder; with a bucket, <db>.state beside "
+        "a SQLite queue, ./.changeclothes-state for PostgreSQL].",
+    )(f)
+
+
+def link_ttl_option(f: F) -> F:
+    return click.option(
+        "--link-ttl",
+        default="7d",
+        show_default=True,
+        type=LinkTtl(),
+        envvar="CHANGECLOTHES_LINK_TTL",
+        help="How long presigned links to results in a bucket stay valid: anyone holding "
+        "one can open it until then. Seconds, or 90m, 12h, 7d (the most S3 allows).",
+    )(f)
+
+
+class LinkTtl(Duration):
+    """A presigned link's life: a duration with days allowed, at most 7 days (SigV4's cap)."""
+
+    name = "duration"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    MAX = 7 * 86400
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = super().convert(value, param, ctx)
+        if seconds > self.MAX:
+            self.fail(f"{value!r}: a presigned URL lives at most 7 days", param, ctx)
+        return max(seconds, 1.0)
 
 
 def endpoint_options(f: F) -> F:

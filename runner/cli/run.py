@@ -14,16 +14,20 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from runner.api.client import Timeouts
+from runner.cli.buckets import bucket_out, default_state_dir
 from runner.cli.main import cli
 from runner.cli.options import (
     ByteSize,
     Duration,
     db_option,
     endpoint_options,
+    object_store_config,
     out_option,
     price_option,
     resolve_endpoint,
+    s3_options,
     stale_after_option,
+    state_dir_option,
 )
 from runner.cli.run_end import exit_for, finish
 from runner.cli.store import _require_existing, run_store
@@ -76,6 +80,8 @@ def report_result(result: RunResult, console: Console) -> None:
 @cli.command("run")
 @db_option
 @out_option
+@state_dir_option
+@s3_options
 @endpoint_options
 @click.option(
     "--concurrency",
@@ -227,6 +233,10 @@ def report_result(result: RunResult, console: Console) -> None:
 def run_command(
     db: str,
     out: str,
+    state_dir: str | None,
+    s3_endpoint: str | None,
+    s3_region: str | None,
+    s3_addressing: str,
     endpoint: str | None,
     mainland: bool,
     region: str,
@@ -275,8 +285,15 @@ def run_command(
         click.echo(str(exc), err=True)
         sys.exit(2)
     _require_existing(db)
+    bucket = bucket_out(out)
+    state = Path(state_dir) if state_dir else None
+    if bucket is not None and state is None:
+        state = default_state_dir(db)
     settings = RunSettings(
-        out_dir=Path(out),
+        out_dir=state if bucket is not None and state is not None else Path(out),
+        bucket=bucket,
+        object_store=object_store_config(s3_endpoint, s3_region, s3_addressing) if bucket else None,
+        state_dir=state,
         concurrency=concurrency,
         stale_after=timedelta(seconds=stale_after),
         download_workers=download_workers,
@@ -315,7 +332,7 @@ def run_command(
     report_result(result, console if as_json else Console(soft_wrap=True))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-    anyio.run(finish, summary, settings.out_dir, notify, on_finish)
+    anyio.run(finish, summary, settings.local_dir, notify, on_finish)
     sys.exit(result.exit_code)
 
 
@@ -343,9 +360,14 @@ def start_line(
     else:
         share = min(settings.concurrency, account_limit)
         slots = f"account limit {account_limit}, this process's share up to {share} calls"
+    results = (
+        f", results to {settings.bucket} (local state in {settings.local_dir})"
+        if settings.bucket is not None
+        else ""
+    )
     return (
         f"Running {scope} ({queued} jobs to do) against {endpoint} ({region}), credentials "
-        f"from {source}, {slots}{until}."
+        f"from {source}, {slots}{until}{results}."
     )
 
 

@@ -106,6 +106,36 @@ class ObjectStore:
             raise ObjectTooLarge(f"{ref} is more than the {max_bytes} bytes allowed")
         return data
 
+    async def copy(self, source: ObjectRef, target: ObjectRef) -> None:
+        """A server-side copy within the store (the metadata goes with it); no byte passes
+        through this machine."""
+        try:
+            await self._client.copy_object(
+                Bucket=target.bucket,
+                Key=target.key,
+                CopySource={"Bucket": source.bucket, "Key": source.key},
+                MetadataDirective="COPY",
+            )
+        except Exception as e:
+            raise _explain(e, "copy to", target) from None
+
+    async def check_bucket(self, bucket: str) -> None:
+        """The bucket exists and these credentials may see it; else `ObjectStoreError`."""
+        ref = ObjectRef(bucket, "")
+        try:
+            await self._client.head_bucket(Bucket=bucket)
+        except Exception as e:
+            if _status(e) == 404:
+                raise ObjectStoreError(
+                    f"could not reach s3://{bucket}: NoSuchBucket: the bucket does not exist"
+                ) from None
+            if _status(e) == 403:
+                raise ObjectStoreError(
+                    f"could not reach s3://{bucket}: AccessDenied: the credentials may not "
+                    "use this bucket (see the README's bucket permissions)"
+                ) from None
+            raise _explain(e, "reach", ref) from None
+
     async def presign_get(self, ref: ObjectRef, ttl_seconds: int) -> str:
         """A GET URL anyone holding it may use for `ttl_seconds`: never store or log it."""
         if not 1 <= ttl_seconds <= MAX_PRESIGN_SECONDS:

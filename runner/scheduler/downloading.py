@@ -7,7 +7,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 import anyio
@@ -22,8 +21,9 @@ from runner.scheduler.downloads import (
     fetch_result,
 )
 from runner.scheduler.faults import LOCAL_FAULTS
-from runner.scheduler.files import NotAnImage, copy_result
+from runner.scheduler.files import NotAnImage
 from runner.scheduler.settings import RunSettings, RunStats
+from runner.scheduler.sinks import ResultSink
 from runner.store import Event, EventKind, Job, JobStateError, Store
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,11 @@ class Downloads:
         interrupted: Callable[[], bool],
         notify: Callable[[], None],
         on_fault: Callable[[BaseException], None],
+        sink: ResultSink,
     ) -> None:
         self.store = store
+        self.sink = sink  # where results go: a folder or a bucket
+        self._resumed: set[int] = set()  # jobs an earlier life of a runner may have stored
         self.session = session
         self.settings = settings
         self.stats = stats
@@ -58,12 +61,14 @@ class Downloads:
         self.queue = ExpiryQueue()
         self.limits = DownloadLimits(max_bytes=settings.max_result_bytes)
 
-    def folder(self, job: Job) -> Path:
-        return self.settings.out_dir / job.batch_name
-
     def put(self, job: Job) -> None:
         assert job.result_expires_at is not None
         self.queue.put(job.result_expires_at, job)
+
+    def resume(self, job: Job) -> None:
+        """A result left by a killed or dead runner: it may be stored already."""
+        self._resumed.add(job.id)
+        self.put(job)
 
     async def worker(self) -> None:
         while (job := await self.queue.get()) is not None:
@@ -92,6 +97,8 @@ class Downloads:
             # Taken over while this runner was thought dead: the new owner fetches it.
             log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
             return
+        if job.id in self._resumed and await self._found(job):
+            return
         tries = 0
         while True:
             if utcnow() >= job.result_expires_at:
@@ -102,11 +109,13 @@ class Downloads:
                 written = await fetch_result(
                     self.session,
                     job.result_url,
-                    self.folder(job),
+                    self.sink,
+                    job.batch_name,
                     job.external_id,
                     limits=self.limits,
                     expires_at=job.result_expires_at,
                     before_commit=lambda: self._still_ours(job),
+                    request_id=job.request_id,
                 )
             except TakenOver:
                 log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
@@ -129,7 +138,7 @@ class Downloads:
             fetched = self._event(job, "OK", started, written.size)
             try:
                 await self.store.mark_done(
-                    job.id, str(written.path), written.sha256, written.size, event=fetched
+                    job.id, written.location, written.sha256, written.size, event=fetched
                 )
             except JobStateError:
                 # Another runner on a shared queue finished it first: same result, same file.
@@ -139,6 +148,21 @@ class Downloads:
             self.stats.done += 1
             self.stats.downloads += 1
             return
+
+    async def _found(self, job: Job) -> bool:
+        """Done without a download: the killed run had stored this paid call's result."""
+        self._resumed.discard(job.id)
+        found = await self.sink.find(job.batch_name, job.external_id, job.request_id)
+        if found is None:
+            return False
+        try:
+            await self.store.mark_done(job.id, found.location, found.sha256, found.size)
+        except JobStateError:
+            self.stats.returned += 1  # not this run's job any more
+            return True
+        log.info("Result of %s was already stored (%s): not downloaded again.", job.id, found)
+        self.stats.done += 1
+        return True
 
     async def _still_ours(self, job: Job) -> None:
         """A download may outlast this runner's claim (a pause past --stale-after): the file
@@ -174,14 +198,6 @@ class Downloads:
         for job in await self.store.linked_results(self.settings.batch):
             if not job.output_path:
                 continue
-            source, folder = Path(job.output_path), self.folder(job)
-            if source.parent.resolve() == folder.resolve():
-                continue
-            try:
-                copied = await anyio.to_thread.run_sync(
-                    copy_result, source, folder, job.external_id
-                )
-            except OSError as exc:
-                log.warning("Could not copy %s for job %s: %s", source, job.external_id, exc)
-                continue
-            await self.store.set_output_path(job.id, str(copied))
+            copied = await self.sink.give_copy(job.output_path, job.batch_name, job.external_id)
+            if copied is not None:
+                await self.store.set_output_path(job.id, copied)

@@ -12,8 +12,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio
@@ -22,7 +21,10 @@ from yarl import URL
 from runner.api import errors
 from runner.api.request import MAX_RESULT_BYTES
 from runner.clock import utcnow
-from runner.scheduler.files import IncompleteFile, NotAnImage, WrittenFile, write_stream
+from runner.scheduler.files import IncompleteFile, NotAnImage
+
+if TYPE_CHECKING:
+    from runner.scheduler.sinks import ResultSink, StoredResult
 
 # Object storage answers an expired signed URL with 403 (some CDNs with 404 or 410); before
 # the URL's lifetime has passed, these are failures like any other.
@@ -149,16 +151,18 @@ class ExpiryQueue:
 async def fetch_result(
     session: aiohttp.ClientSession,
     url: str,
-    folder: Path,
+    sink: ResultSink,
+    batch: str,
     stem: str,
     *,
     limits: DownloadLimits = DownloadLimits(),
     expires_at: datetime | None = None,
     now: Callable[[], datetime] = utcnow,
     before_commit: Callable[[], Awaitable[None]] | None = None,
-) -> WrittenFile:
-    """Download `url` into `folder/stem.<ext>`, whole or not at all (`before_commit` may
-    raise to keep the file from its final name).
+    request_id: str | None = None,
+) -> StoredResult:
+    """Download `url` into `sink` as `batch/stem.<ext>`, whole or not at all (`before_commit`
+    may raise to keep it from its final place).
 
     Raises UrlExpired (only once `expires_at` or the URL's own expiry has passed),
     DownloadFailed, ResultTooLarge or NotAnImage; never leaves a file over `limits.max_bytes`.
@@ -175,12 +179,13 @@ async def fetch_result(
                 raise ResultTooLarge(
                     f"the host announces {declared} bytes, more than the cap of {limits.max_bytes}"
                 )
-            return await write_stream(
-                folder,
+            return await sink.store(
+                batch,
                 stem,
                 _capped(resp, limits.max_bytes),
                 resp.headers.get("Content-Type"),
                 declared,
+                request_id=request_id,
                 before_commit=before_commit,
             )
     except IncompleteFile as exc:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import errno
 
+from runner.objects import ObjectStoreError
 from runner.store import StoreUnavailable
 
-LOCAL_FAULTS: tuple[type[Exception], ...] = (OSError, StoreUnavailable)
+# A results bucket that refuses a write (or cannot be reached after the client's own retries)
+# is this run's output failing, like a full disk: halt and keep the queue.
+LOCAL_FAULTS: tuple[type[Exception], ...] = (OSError, StoreUnavailable, ObjectStoreError)
 
 _WHAT_TO_DO = {
     errno.ENOSPC: "free space on that disk (or choose another --out)",
@@ -30,6 +33,11 @@ def describe_local_fault(exc: BaseException) -> str:
         return (
             f"{exc}. Free space on its disk, or wait for whatever holds it locked, then rerun: "
             "results already paid for are kept."
+        )
+    if isinstance(exc, ObjectStoreError):
+        return (
+            f"{exc}. Check the bucket, --s3-endpoint and the store's credentials (README, "
+            '"Results in a bucket"), then rerun: results already paid for are kept.'
         )
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else "a file of the run"

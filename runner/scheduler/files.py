@@ -212,6 +212,60 @@ async def write_stream(
     return WrittenFile(final, digest.hexdigest(), size)
 
 
+@dataclass(frozen=True)
+class CheckedFile:
+    """A whole, checked result under a temporary name, for a caller that sends it elsewhere
+    (a bucket) and then removes it."""
+
+    temp: Path
+    name: str  # the name it would have in a results folder: stem + its format's extension
+    sha256: str
+    size: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(Path(self.name).suffix, "application/octet-stream")
+
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+                 ".gif": "image/gif", ".bmp": "image/bmp"}  # fmt: skip
+
+
+async def spool_checked(
+    folder: Path,
+    stem: str,
+    chunks: AsyncIterator[bytes],
+    content_type: str | None,
+    expected_size: int | None = None,
+) -> CheckedFile:
+    """As `write_stream`, to a temporary file in `folder` that keeps its temporary name
+    (removed by the next start if its process dies): the caller removes it when done."""
+    digest = hashlib.sha256()
+    pending: list[bytes] = []
+    pending_size = size = 0
+    temp: Path | None = None
+    try:
+        async for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= SPILL_BYTES:
+                temp = await anyio.to_thread.run_sync(_append, folder, stem, temp, pending)
+                pending, pending_size = [], 0
+        if expected_size is not None and size != expected_size:
+            raise IncompleteFile(f"got {size} of {expected_size} bytes")
+        ready, final = await anyio.to_thread.run_sync(
+            _prepare, folder, stem, temp, pending, content_type
+        )
+    except BaseException:
+        if temp is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(temp.unlink, True)
+        raise
+    return CheckedFile(ready, final.name, digest.hexdigest(), size)
+
+
 def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> Path:
     if temp is None:
         folder.mkdir(parents=True, exist_ok=True)

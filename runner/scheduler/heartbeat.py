@@ -46,10 +46,11 @@ async def keep_alive(
     while True:
         await anyio.sleep(beat_interval(settings.stale_after))
         try:
-            await replay_orphaned_journals(store, settings.out_dir)
+            await replay_orphaned_journals(store, settings.local_dir)
             reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
             if reaped.runners:
-                await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
+                for folder in settings.temp_folders:
+                    await anyio.to_thread.run_sync(remove_stale_temp_files, folder)
         except STOPS_THE_RUN as exc:
             stop(exc)
             return

@@ -23,10 +23,12 @@ async def resume_after_crash(store: Store, settings: RunSettings) -> dict[str, i
     """What was put right: {"recovered": calls cut short, "expired": results to make again,
     "replayed": journaled results stored}."""
     # Another runner may be writing into the same folder: only files of dead writers go.
-    removed = await anyio.to_thread.run_sync(remove_stale_temp_files, settings.out_dir)
+    removed = 0
+    for folder in settings.temp_folders:
+        removed += await anyio.to_thread.run_sync(remove_stale_temp_files, folder)
     if removed:
         log.info("Removed %d temporary files left by an interrupted run.", removed)
-    replayed = await replay_orphaned_journals(store, settings.out_dir)
+    replayed = await replay_orphaned_journals(store, settings.local_dir)
     await register(store, settings.worker)
     reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
     return {**reaped.counts(), "replayed": replayed}

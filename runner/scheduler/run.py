@@ -27,7 +27,7 @@ from runner.clock import utcnow
 from runner.scheduler.account import AccountWatch
 from runner.scheduler.downloading import Downloads
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
-from runner.scheduler.files import NotAnImage, write_bytes
+from runner.scheduler.files import NotAnImage
 from runner.scheduler.heartbeat import STOPS_THE_RUN, keep_alive
 from runner.scheduler.journal import PaidJournal
 from runner.scheduler.leases import Lease, SharedSlots
@@ -40,6 +40,7 @@ from runner.scheduler.settings import (
     StopReason,
     default_worker_name,
 )
+from runner.scheduler.sinks import LocalFolderSink, ResultSink, store_bytes
 from runner.scheduler.slots import AccountBackoff
 from runner.store import Event, EventKind, Job, JobStateError, Store
 
@@ -65,6 +66,7 @@ class Scheduler:
         client: ChangeClothesClient,
         session: aiohttp.ClientSession,
         settings: RunSettings,
+        sink: ResultSink | None = None,
     ) -> None:
         self.store = store
         store.runner = settings.worker  # its transitions move only jobs this runner claimed
@@ -88,6 +90,7 @@ class Scheduler:
             interrupted=lambda: self.stop_reason is StopReason.INTERRUPTED,
             notify=self._notify,
             on_fault=self._local_fault,
+            sink=sink or LocalFolderSink(settings.out_dir),
         )
 
     # -- the run as a whole ------------------------------------------------------------
@@ -97,10 +100,10 @@ class Scheduler:
         try:
             self.stats.recovered = await resume_after_crash(self.store, settings)
             self.journal = await anyio.to_thread.run_sync(
-                PaidJournal, settings.out_dir, settings.worker
+                PaidJournal, settings.local_dir, settings.worker
             )
             for job in await self.store.generated_jobs(settings.batch):
-                self.downloads.put(job)
+                self.downloads.resume(job)
         except LOCAL_FAULTS as exc:
             self._local_fault(exc)
             return self._result({})
@@ -177,7 +180,7 @@ class Scheduler:
         await keep_alive(
             self.store,
             self.settings,
-            adopt=self.downloads.put,
+            adopt=self.downloads.resume,
             wake=self._notify,
             stop=self._local_fault,
         )
@@ -317,12 +320,23 @@ class Scheduler:
             # journal, which the next start replays.
             self.journal.stored()
             self.downloads.put(
-                replace(job, result_url=result.result_image, result_expires_at=expires)
+                replace(
+                    job,
+                    result_url=result.result_image,
+                    result_expires_at=expires,
+                    request_id=result.request_id,
+                )
             )
             return
         try:
             data = base64.b64decode(result.result_image, validate=True)
-            written = await write_bytes(self.downloads.folder(job), job.external_id, data)
+            written = await store_bytes(
+                self.downloads.sink,
+                job.batch_name,
+                job.external_id,
+                data,
+                request_id=result.request_id,
+            )
         except (binascii.Error, NotAnImage) as exc:
             # Paid for, but unusable: like a result that will not download, it may be
             # generated again only --max-regenerations times.
@@ -331,7 +345,7 @@ class Scheduler:
             await self.downloads.lost(job, RESULT_NOT_AN_IMAGE, why, paid=paid)
             return
         await self.store.mark_done(
-            job.id, str(written.path), written.sha256, written.size, result.request_id, event=paid
+            job.id, written.location, written.sha256, written.size, result.request_id, event=paid
         )
         await lease.release()
         self.stats.done += 1

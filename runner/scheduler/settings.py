@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runner.api.errors import ApiError
 from runner.api.request import MAX_RESULT_BYTES
+from runner.objects import BucketLocation, ObjectStoreConfig
 from runner.scheduler.policy import RetryPolicy
 from runner.store import FAILED_STATES, STALE_AFTER, WORK_STATES
 
@@ -32,7 +33,7 @@ class StopReason(StrEnum):
 
 @dataclass(frozen=True)
 class RunSettings:
-    out_dir: Path
+    out_dir: Path  # the results folder; with a bucket, the state folder again
     concurrency: int = 1
     download_workers: int = 4
     rsp_img_type: str = "url"
@@ -55,6 +56,22 @@ class RunSettings:
     stale_after: timedelta = STALE_AFTER
     handle_signals: bool = True
     seed: int | None = None
+    bucket: BucketLocation | None = None  # results go here instead of `out_dir`
+    object_store: ObjectStoreConfig | None = None  # ... through this store
+    state_dir: Path | None = None  # journal, temporary files, summaries [default: out_dir]
+
+    @property
+    def local_dir(self) -> Path:
+        """This machine's folder for the paid-results journal, the run summaries and (with a
+        bucket) the temporary files of results on their way up."""
+        return self.state_dir or self.out_dir
+
+    @property
+    def temp_folders(self) -> tuple[Path, ...]:
+        """Where a killed run may have left temporary files."""
+        if self.bucket is not None or self.local_dir == self.out_dir:
+            return (self.local_dir,)
+        return (self.out_dir, self.local_dir)
 
 
 @dataclass
