@@ -184,3 +184,46 @@ async def test_a_rerun_finds_a_stored_result_and_neither_downloads_nor_pays(
         before["sha256"],
     )
     assert len(moto_server.objects(BUCKET)) == 3
+
+
+def _renamed_copy(source: Path, target: Path, prefix: str) -> Path:
+    with source.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    for row in rows[1:]:
+        row[0] = prefix + row[0]
+    with target.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return target
+
+
+async def test_identical_rows_get_their_own_object_by_a_copy_in_the_bucket(
+    tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in moto_server.env({}).items():
+        monkeypatch.setenv(key, value)
+    moto_server.make_bucket(BUCKET)
+    db = str(tmp_path / "queue.db")
+    overrides = {
+        "bucket": BucketLocation.parse(OUT),
+        "object_store": moto_server.config,
+        "state_dir": tmp_path / "state",
+    }
+    first = write_manifest(tmp_path / "monday.csv", 3)
+    async with serve_fake(seed=2) as server:
+        base = server.url + "/"
+        await submit(db, first, base)
+        assert (await run(db, server, tmp_path / "state", **overrides)).exit_code == 0
+        # The same pairs again: one batch identical to finished jobs, one to queued ones.
+        await submit(db, _renamed_copy(first, tmp_path / "tuesday.csv", "again-"), base)
+        await submit(db, write_manifest(tmp_path / "extra.csv", 5), base)
+        await submit(db, _renamed_copy(tmp_path / "extra.csv", tmp_path / "wed.csv", "w-"), base)
+        assert (await run(db, server, tmp_path / "state", **overrides)).exit_code == 0
+        paid = server.stats()["calls"]["OK"]
+    assert paid == 3 + 2, "only the two new pairs of extra.csv were paid for"
+    jobs = await all_jobs(db)
+    found = check_results(moto_server, BUCKET, jobs)
+    batches = {1: "monday", 2: "tuesday", 3: "extra", 4: "wed"}
+    assert set(found) == {f"night/{batches[j['batch_id']]}/{j['external_id']}.jpg" for j in jobs}
+    assert set(moto_server.objects(BUCKET)) == set(found)
+    copies = [r for r in moto_server.requests() if r[0] == "PUT"]
+    assert len(copies) == len(jobs) + 1, "one upload or server-side copy per object (+ bucket)"
