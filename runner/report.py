@@ -2,7 +2,8 @@
 
 No external assets: the CSS and the review sheet's short script are inline, thumbnails are
 embedded as `data:` URIs, and only the links to full-size results are paths relative to the
-report's folder, so the file alone can be mailed.
+report's folder (or, for results in a bucket, presigned URLs that expire), so the file alone
+can be mailed.
 Every value that came from the database or a manifest goes through `html.escape` (the `esc`
 helper) before it touches the page; the structure around it is literal text.
 """
