@@ -136,6 +136,8 @@ async def test_sample_catalog_to_a_bucket_then_report_export_status(
         if path.is_file() and path.name not in ("report.html", "links.jsonl"):
             assert b"X-Amz-Signature" not in path.read_bytes(), path
     assert not any(signed_urls(text) for text in outputs), "a signed URL in the output"
+    assert not any("Signature" in text for text in outputs), "signed material in a log"
+    assert any("DEBUG" in text for text in outputs), "the logs searched were at debug level"
 
 
 async def test_a_rerun_finds_a_stored_result_and_neither_downloads_nor_pays(
@@ -227,3 +229,27 @@ async def test_identical_rows_get_their_own_object_by_a_copy_in_the_bucket(
     assert set(moto_server.objects(BUCKET)) == set(found)
     copies = [r for r in moto_server.requests() if r[0] == "PUT"]
     assert len(copies) == len(jobs) + 1, "one upload or server-side copy per object (+ bucket)"
+
+
+async def test_a_missing_bucket_stops_the_run_before_any_call(
+    tmp_path: Path, moto_server: MotoServer
+) -> None:
+    db = str(tmp_path / "queue.db")
+    home = tmp_path / "home"
+    home.mkdir()
+    async with serve_fake(seed=3) as server:
+        await submit(db, write_manifest(tmp_path / "m.csv", 2), server.url + "/")
+        env = bucket_env(home, server, moto_server)
+        ran = await anyio.to_thread.run_sync(
+            lambda: run_cli(
+                ["run", f"--db={db}", "--out=s3://no-such-bucket/x", f"--endpoint={server.url}"],
+                env,
+                tmp_path,
+            )
+        )
+        calls = server.stats()["calls"]
+    assert ran.returncode == 5, ran.stderr[-2000:]
+    assert "s3://no-such-bucket: NoSuchBucket: the bucket does not exist" in ran.stderr
+    ran.assert_no_traceback()
+    assert not calls, "a call was paid for with nowhere to keep its result"
+    assert {j["state"] for j in await all_jobs(db)} == {"queued"}

@@ -8,6 +8,7 @@ here signs by hand. It is an optional extra: `open_object_store` says how to ins
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client  # pragma: no cover
 else:
     S3Client = Any
+
+# botocore's DEBUG records hold request signatures and presigned URLs, and `-vv` sets the
+# root logger to DEBUG: its own records stop at INFO, so no signed material reaches a log.
+for _name in ("botocore", "aiobotocore", "boto3", "s3transfer"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 
 # SigV4 presigned URLs are valid for at most 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
