@@ -19,7 +19,7 @@ from runner.objects import BucketLocation
 from runner.store import open_store
 from tests import s3_support
 from tests.bucket_support import bucket_env, check_results, sheet_rows, signed_urls
-from tests.cli_run import FAST, RunProcess, run_cli
+from tests.cli_run import FAST, RunProcess, run_cli, run_env
 from tests.run_support import all_jobs, run, submit, write_manifest
 from tests.s3_support import MotoServer
 
@@ -253,3 +253,28 @@ async def test_a_missing_bucket_stops_the_run_before_any_call(
     ran.assert_no_traceback()
     assert not calls, "a call was paid for with nowhere to keep its result"
     assert {j["state"] for j in await all_jobs(db)} == {"queued"}
+
+
+async def test_state_dir_keeps_the_summary_apart_from_a_results_folder(tmp_path: Path) -> None:
+    db = str(tmp_path / "queue.db")
+    home = tmp_path / "home"
+    home.mkdir()
+    async with serve_fake(seed=6) as server:
+        await submit(db, write_manifest(tmp_path / "m.csv", 2), server.url + "/")
+        creds = server.credentials
+        env = run_env(home, creds.secret_id, creds.secret_key)
+        ran = await anyio.to_thread.run_sync(
+            lambda: run_cli(
+                ["run", f"--db={db}", "--out=out", "--state-dir=state", f"--endpoint={server.url}"],
+                env,
+                tmp_path,
+            )
+        )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out" / "m").iterdir()) == [
+        "job-0000.jpg",
+        "job-0001.jpg",
+    ]
+    assert list((tmp_path / "state").glob("run-*.json")) and not list(
+        (tmp_path / "out").glob("run-*.json")
+    )
