@@ -160,7 +160,11 @@ class Downloads:
         except JobStateError:
             self.stats.returned += 1  # not this run's job any more
             return True
-        log.info("Result of %s was already stored (%s): not downloaded again.", job.id, found)
+        log.info(
+            "Result of %s was already stored (%s): not downloaded again.",
+            job.external_id,
+            found.location,
+        )
         self.stats.done += 1
         return True
 
