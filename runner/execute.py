@@ -11,6 +11,7 @@ from rich.console import Console
 from runner.api.client import ChangeClothesClient, Timeouts, http_session
 from runner.credentials import Credentials
 from runner.progress import show_progress
+from runner.scheduler.inputs import open_inputs
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
 from runner.store import StoreError, open_store
 from runner.store.leases import get_account
@@ -36,11 +37,17 @@ async def execute_run(
             account = await get_account(store)
             announce(await store.state_totals(settings.batch), account.concurrency)
         connections = settings.concurrency + settings.download_workers + 4
-        async with http_session(timeouts, connections) as session:
+        async with (
+            contextlib.AsyncExitStack() as stack,
+            http_session(timeouts, connections) as session,
+        ):
             client = ChangeClothesClient(
                 session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
             )
-            scheduler = Scheduler(store, client, session, settings)
+            inputs = await stack.enter_async_context(
+                open_inputs(store, settings.s3, settings.presign_ttl, settings.batch)
+            )
+            scheduler = Scheduler(store, client, session, settings, inputs)
             async with anyio.create_task_group() as tg:
                 if console is not None:
 

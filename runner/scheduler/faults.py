@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import errno
 
+from runner.objects import ObjectStoreError
 from runner.store import StoreUnavailable
 
-LOCAL_FAULTS: tuple[type[Exception], ...] = (OSError, StoreUnavailable)
+# ObjectStoreError: the bucket the inputs are presigned from stopped working for us.
+LOCAL_FAULTS: tuple[type[Exception], ...] = (OSError, StoreUnavailable, ObjectStoreError)
 
 _WHAT_TO_DO = {
     errno.ENOSPC: "free space on that disk (or choose another --out)",
@@ -31,6 +33,8 @@ def describe_local_fault(exc: BaseException) -> str:
             f"{exc}. Free space on its disk, or wait for whatever holds it locked, then rerun: "
             "results already paid for are kept."
         )
+    if isinstance(exc, ObjectStoreError):
+        return f"{exc}. Fix that, then rerun: results already paid for are kept."
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else "a file of the run"
         what = exc.strerror or str(exc) or type(exc).__name__

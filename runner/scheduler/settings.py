@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runner.api.errors import ApiError
 from runner.api.request import MAX_RESULT_BYTES
+from runner.objects import ObjectStoreConfig
 from runner.scheduler.policy import RetryPolicy
 from runner.store import FAILED_STATES, STALE_AFTER, WORK_STATES
 
@@ -55,6 +56,8 @@ class RunSettings:
     stale_after: timedelta = STALE_AFTER
     handle_signals: bool = True
     seed: int | None = None
+    s3: ObjectStoreConfig | None = None  # where s3:// inputs live (None: AWS S3's defaults)
+    presign_ttl: float = 1800.0  # an s3:// input's URL is valid this long after the claim
 
 
 @dataclass
