@@ -32,20 +32,19 @@ async def execute_run(
     `announce` is called before it starts with the jobs per state of the run's scope and the
     account's concurrency limit (None when none is recorded)."""
     store = await open_store(db)
+    stack = contextlib.AsyncExitStack()
     try:
+        # Before the start line: a bucket of inputs it cannot use ends the run here.
+        inputs = await stack.enter_async_context(
+            open_inputs(store, settings.s3, settings.presign_ttl, settings.batch)
+        )
         if announce is not None:
             account = await get_account(store)
             announce(await store.state_totals(settings.batch), account.concurrency)
         connections = settings.concurrency + settings.download_workers + 4
-        async with (
-            contextlib.AsyncExitStack() as stack,
-            http_session(timeouts, connections) as session,
-        ):
+        async with http_session(timeouts, connections) as session:
             client = ChangeClothesClient(
                 session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
-            )
-            inputs = await stack.enter_async_context(
-                open_inputs(store, settings.s3, settings.presign_ttl, settings.batch)
             )
             scheduler = Scheduler(store, client, session, settings, inputs)
             async with anyio.create_task_group() as tg:
@@ -60,6 +59,9 @@ async def execute_run(
             return result
     finally:
         with anyio.CancelScope(shield=True):
+            # The bucket client, when the inputs needed one; its close never hides the outcome.
+            with contextlib.suppress(Exception):
+                await stack.aclose()
             # Leave the queue: what this runner still holds goes to the next reaper at once.
             with contextlib.suppress(StoreError):
                 await unregister(store, settings.worker)

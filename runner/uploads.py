@@ -49,6 +49,7 @@ class UploadResult:
 
     local: LocalFiles
     files: int = 0  # distinct local files the manifest names
+    contents: int = 0  # ... distinct by content: one object each
     uploaded: int = 0  # objects written now
     present: int = 0  # objects the bucket already had
     bytes_uploaded: int = 0
@@ -65,7 +66,10 @@ class UploadResult:
         parts.append(f"{self.present} already there")
         if self.refused:
             parts.append(f"{self.refused} the API would refuse (their rows are listed below)")
-        return [f"Local images: {self.files} files to {destination}: {', '.join(parts)}."]
+        distinct = (
+            f" ({self.contents} distinct)" if self.contents != self.files - self.refused else ""
+        )
+        return [f"Local images: {self.files} files{distinct} to {destination}: {', '.join(parts)}."]
 
 
 def _megabytes(size: int) -> str:
@@ -107,6 +111,7 @@ async def upload_local_images(
     by_sha: dict[str, list[_Examined]] = {}
     for item in examined:
         by_sha.setdefault(item.sha256, []).append(item)
+    result.contents = len(by_sha)
     async with open_object_store(config) as store:
         limit = anyio.Semaphore(concurrency)
 

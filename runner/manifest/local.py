@@ -64,9 +64,8 @@ class LocalFiles:
             raise LocalFileError(problem)
         try:
             if not path.is_file():
-                raise LocalFileError(
-                    f"{path} is not a file" if path.exists() else f"no file {path}"
-                )
+                what = "is not a file" if path.exists() else "does not exist"
+                raise LocalFileError(f"{path} {what}")
         except OSError as exc:  # a path too long, a folder we may not enter
             raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from None
         if self.unmapped is not None:

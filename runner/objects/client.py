@@ -8,6 +8,7 @@ here signs by hand. It is an optional extra: `open_object_store` says how to ins
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,9 @@ async def open_object_store(config: ObjectStoreConfig) -> AsyncIterator[ObjectSt
     except ImportError:
         raise ObjectStoreMissing() from None
 
+    # botocore's DEBUG log holds signatures, signed URLs and request headers: never under -vv.
+    for name in ("botocore", "aiobotocore"):
+        logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.INFO))
     options: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
