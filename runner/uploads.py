@@ -100,7 +100,7 @@ async def upload_local_images(
     result.files = len(seen)
     if not seen:
         return result
-    examined = await _examine_all(sorted(seen), concurrency, result.local.problems)
+    examined = await _examine_all(seen, concurrency, result.local.problems)
     result.refused = len(result.local.problems)
     if (invalid_rows or result.local.problems) and not skip_invalid:
         # The submit would queue nothing: list the problems now and upload nothing.
@@ -127,8 +127,9 @@ async def upload_local_images(
 
 def _local_files_named(
     manifest: Path, fmt: str | None, base_url: str | None, root: Path
-) -> tuple[set[Path], bool]:
-    """The local files the manifest's rows name, and whether any row is invalid."""
+) -> tuple[dict[Path, set[str]], bool]:
+    """The local files the manifest's rows name (with the fields that name each), and
+    whether any row is invalid."""
     invalid = False
     with reading_local_files(LocalFiles(root=root)) as local:
         with ManifestReader(manifest, fmt=fmt, base_url=base_url) as reader:
@@ -150,33 +151,36 @@ def _problems(
 
 
 async def _examine_all(
-    paths: list[Path], concurrency: int, problems: dict[Path, str]
+    seen: dict[Path, set[str]], concurrency: int, problems: dict[Path, str]
 ) -> list[_Examined]:
     limit = anyio.CapacityLimiter(concurrency)
     found: list[_Examined] = []
 
     async def one(path: Path) -> None:
-        outcome = await anyio.to_thread.run_sync(_examine, path, limiter=limit)
+        logo_only = seen[path] == {"logo_url"}
+        outcome = await anyio.to_thread.run_sync(_examine, path, logo_only, limiter=limit)
         if isinstance(outcome, str):
             problems[path] = outcome
         else:
             found.append(outcome)
 
     async with anyio.create_task_group() as tg:
-        for path in paths:
+        for path in sorted(seen):
             tg.start_soon(one, path)
     return found
 
 
-def _examine(path: Path) -> _Examined | str:
-    """The file's digest and kind, or why the API would refuse it (in a worker thread)."""
+def _examine(path: Path, logo_only: bool) -> _Examined | str:
+    """The file's digest and kind, or why the API would refuse it (in a worker thread). The
+    API's bounds on a side are for the model and garment photos; a logo is any size."""
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror or exc}"
     check = inspect_image(path.as_uri(), data)
-    if check.problem is not None:
+    side_only = check.width is not None  # an image whose sides alone are out of bounds
+    if check.problem is not None and not (logo_only and side_only):
         return f"{path}: {check.problem}"
     ext, content_type = _EXTENSIONS[check.format or "JPEG"]
     return _Examined(path, hashlib.sha256(data).hexdigest(), ext, content_type)

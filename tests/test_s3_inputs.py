@@ -46,7 +46,8 @@ def studio(tmp_path: Path) -> Path:
     rows = [
         ["look-1", "images/model-01.jpg", "images/clothes-01.jpg", "Upper-body"],
         ["look-2", str(images / "model-02.jpg"), "images/clothes-02.jpg", "Lower-body"],
-        ["look-3", (images / "model-03.jpg").as_uri(), "images/clothes-03.jpg", "Dress"],
+        ["look-3", (images / "model-03.jpg").as_uri(), "images/clothes-03.jpg", "Dress"]
+        + ["images/logo.png"],  # a logo: any size is fine
         ["look-4", "images/model-01-copy.jpg", "./images/clothes-04.jpg", "Upper-body"],
     ]
     write(folder / "catalog.csv", rows)
@@ -56,8 +57,8 @@ def studio(tmp_path: Path) -> Path:
 def write(path: Path, rows: list[list[str]]) -> Path:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["id", "model_url", "clothes_url", "clothes_type"])
-        out.writerows(rows)
+        out.writerow(["id", "model_url", "clothes_url", "clothes_type", "logo_url"])
+        out.writerows(row + [""] * (5 - len(row)) for row in rows)
     return path
 
 
@@ -91,9 +92,10 @@ async def test_local_photos_uploaded_once_then_presigned_when_claimed(
         )
         logs.append(text)
         assert code == 0, text
-        assert "8 files (7 distinct)" in text and "7 uploaded" in text and "4 queued" in text
+        assert "9 files (8 distinct)" in text and "8 uploaded" in text and "4 queued" in text
         stored = moto_server.objects(BUCKET, "catalog/")
-        assert len(stored) == len(puts(moto_server)) == 7  # model-01 under two names: once
+        assert len(stored) == len(puts(moto_server)) == 8  # model-01 under two names: once
+        assert sum(key.endswith(".png") for key in stored) == 1  # named by its kind
         for name in ("model-01.jpg", "clothes-04.jpg"):
             digest = hashlib.sha256((folder / "images" / name).read_bytes()).hexdigest()
             assert f"catalog/{digest}.jpg" in stored
@@ -105,8 +107,8 @@ async def test_local_photos_uploaded_once_then_presigned_when_claimed(
         )
         logs.append(text)
         assert code == 0, text
-        assert "0 uploaded" in text and "7 already there" in text
-        assert len(puts(moto_server)) == 7, "the same files again upload nothing"
+        assert "0 uploaded" in text and "8 already there" in text
+        assert len(puts(moto_server)) == 8, "the same files again upload nothing"
 
         changed = write(
             folder / "more.csv",
@@ -122,7 +124,7 @@ async def test_local_photos_uploaded_once_then_presigned_when_claimed(
         )
         logs.append(text)
         assert code == 0, text
-        assert "1 uploaded" in text and len(puts(moto_server)) == 8
+        assert "1 uploaded" in text and len(puts(moto_server)) == 9
 
         # Longer than --presign-ttl: a URL made before now would be refused by the front.
         submitted = datetime.now(UTC).replace(microsecond=0)

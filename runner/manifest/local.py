@@ -50,9 +50,9 @@ class LocalFiles:
     refs: dict[Path, str] = field(default_factory=dict)
     problems: dict[Path, str] = field(default_factory=dict)
     unmapped: str | None = None
-    seen: set[Path] = field(default_factory=set)
+    seen: dict[Path, set[str]] = field(default_factory=dict)  # file → fields naming it
 
-    def resolve(self, path: Path) -> str:
+    def resolve(self, field_name: str, path: Path) -> str:
         if not path.is_absolute():
             path = self.root / path
         path = Path(os.path.normpath(path))
@@ -70,7 +70,7 @@ class LocalFiles:
             raise LocalFileError(f"cannot read {path}: {exc.strerror or exc}") from None
         if self.unmapped is not None:
             raise LocalFileError(f"{path} {self.unmapped}")
-        self.seen.add(path)
+        self.seen.setdefault(path, set()).add(field_name)
         return path.as_uri()
 
 
@@ -103,12 +103,12 @@ def local_path(value: str, base_url: str | None) -> Path | None:
     return Path(value)
 
 
-def resolve_local(path: Path) -> str:
+def resolve_local(field_name: str, path: Path) -> str:
     """What the row records for the local file `path` (`LocalFileError` says why not)."""
     local = _current.get()
     if local is None:
         raise LocalFileError(UPLOAD_HINT)
-    return local.resolve(path)
+    return local.resolve(field_name, path)
 
 
 def check_bucket_ref(value: str) -> str:

@@ -165,7 +165,7 @@ def _not_http(field: str, url: str, base_url: str | None) -> str | None:
         if is_bucket_url(url):
             return check_bucket_ref(url)
         path = local_path(url, base_url)
-        return None if path is None else resolve_local(path)
+        return None if path is None else resolve_local(field, path)
     except LocalFileError as exc:
         raise InvalidValue(f"{field} {short(url)}: {exc}") from None
 
