@@ -267,7 +267,10 @@ def test_validate_reads_local_photos_and_counts_bucket_inputs(tmp_path: Path) ->
             ["b", "images/tiny-01.jpg", "images/clothes-02.jpg", "Dress"],
         ],
     )
-    result = CliRunner().invoke(cli, ["validate", str(manifest), "--db", str(tmp_path / "q.db")])
+    args = ["validate", str(manifest), "--db", str(tmp_path / "q.db")]
+    as_submit = CliRunner().invoke(cli, args)  # local files need --upload, as for submit
+    assert as_submit.exit_code == 1 and "--upload s3://BUCKET/PREFIX" in as_submit.stderr
+    result = CliRunner().invoke(cli, [*args, "--upload", "s3://studio-photos/in"])
     assert result.exit_code == 1, result.output
     assert "1 images in a bucket (s3://) not fetched" in result.stdout
     assert "line 3 (id b): model_url 480x640 px" in result.stderr

@@ -14,7 +14,13 @@ from runner.cli.main import cli
 from runner.cli.options import db_option, price_option, s3_options
 from runner.cli.stdin import manifest_file
 from runner.cli.store import check_db_url, fail, run_store
-from runner.cli.uploads import images_dir_option, images_root, upload_images, upload_option
+from runner.cli.uploads import (
+    images_dir_option,
+    images_root,
+    upload_images,
+    upload_location,
+    upload_option,
+)
 from runner.manifest import FORMATS, MAX_PROBLEMS, ManifestFormatError, Problem, validate_manifest
 from runner.manifest.local import LocalFiles, reading_local_files
 from runner.preflight import Preflight, preflight_manifest, refused_lines
@@ -337,6 +343,15 @@ async def _preflight(
     is_flag=True,
     help="Only check the rows; do not fetch the input images.",
 )
+@click.option(
+    "--upload",
+    default=None,
+    metavar="s3://BUCKET/PREFIX",
+    envvar="CHANGECLOTHES_UPLOAD",
+    help="Check the local image files the manifest names, from disk, as `submit --upload` "
+    "would before uploading them (nothing is uploaded; without it a local file is an "
+    "invalid row, as for submit).",
+)
 @images_dir_option
 @db_option
 def validate(
@@ -344,6 +359,7 @@ def validate(
     base_url: str | None,
     fmt: str | None,
     no_images: bool,
+    upload: str | None,
     images_dir: Path | None,
     db: str,
 ) -> None:
@@ -353,16 +369,20 @@ def validate(
     No API call is made. When the --db queue database exists, verdicts are cached in it
     by URL (a rerun does not fetch again); validate never creates one.
 
-    Local image files (without --base-url: absolute, `file://`, or relative to --images-dir,
-    default the manifest's folder) are read from disk and judged the same way; objects in a
-    bucket (s3://) are counted, not fetched (`submit --upload` checked them).
+    With --upload, local image files (without --base-url: absolute, `file://`, or relative
+    to --images-dir, default the manifest's folder) are read from disk and judged the same
+    way, nothing uploaded. Objects in a bucket (s3://) are counted, not fetched (`submit
+    --upload` checked them).
 
     Lists every problem with its line number (the first 50, then a count). MANIFEST `-`
     reads stdin. Exit status: 0 every row would be accepted, 1 invalid rows or refused
     images, 2 usage or file errors.
     """
     root = images_root(manifest, images_dir, base_url)
-    with manifest_file(manifest, fmt) as (path, fmt), reading_local_files(LocalFiles(root)):
+    with manifest_file(manifest, fmt) as (path, fmt), contextlib.ExitStack() as local:
+        if upload is not None:  # what submit --upload would accept, from disk
+            upload_location(upload)
+            local.enter_context(reading_local_files(LocalFiles(root)))
         _validate(path, base_url, fmt)
         if not no_images:
             _validate_images(path, base_url, fmt, _db_if_present(db))

@@ -61,6 +61,13 @@ def images_root(manifest: Path, images_dir: Path | None, base_url: str | None) -
     return manifest.absolute().parent
 
 
+def upload_location(upload: str) -> BucketLocation:
+    try:
+        return BucketLocation.parse(upload)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--upload") from None
+
+
 @contextmanager
 def upload_images(
     manifest: Path,
@@ -73,10 +80,7 @@ def upload_images(
 ) -> Iterator[LocalFiles]:
     """Upload, say what was done, then read manifests with the local files mapped to their
     objects. A bucket that cannot be used ends the command (exit 2, nothing queued)."""
-    try:
-        destination = BucketLocation.parse(upload)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--upload") from None
+    destination = upload_location(upload)
     config = object_store_config(*s3)
     from runner.uploads import upload_local_images  # imports the preflight's image decoding
 
