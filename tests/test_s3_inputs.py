@@ -19,12 +19,13 @@ import anyio
 import pytest
 from click.testing import CliRunner
 
+from runner.api.errors import ApiError
 from runner.cli import cli
 from runner.fake import serve_fake
 from runner.objects import BucketLocation
 from runner.objects.client import open_object_store
 from runner.objects.errors import EXTRA_HINT
-from runner.scheduler.inputs import scrub
+from runner.scheduler.inputs import scrub, scrub_error
 from tests.cli_run import changeclothes
 from tests.s3_support import SECRET_KEY, MotoServer, expiry_checking_front
 from tests.subprocess_support import runner_env
@@ -312,3 +313,6 @@ def test_scrub_removes_signatures_from_echoed_urls() -> None:
     )
     assert scrub(text) == "could not fetch http://127.0.0.1:9/b/k.jpg?… (HTTP 403)"
     assert scrub("plain https://x/y.jpg?w=1") == "plain https://x/y.jpg?w=1"
+    err = scrub_error(ApiError("FailedOperation.ImageDownloadError", text, "req-1"))
+    assert "X-Amz" not in err.message and "X-Amz" not in str(err)
+    assert str(err).endswith("(RequestId req-1)")

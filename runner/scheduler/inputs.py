@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+from runner.api.errors import ApiError
 from runner.api.request import ChangeClothesRequest
 from runner.objects import ObjectRef, ObjectStoreConfig, ObjectStoreError, is_bucket_url
 from runner.objects.client import ObjectStore, open_object_store
@@ -30,6 +31,13 @@ _SIGNED_QUERY = re.compile(r"\?[^\s\"'<>]*X-Amz-[^\s\"'<>]*", re.IGNORECASE)
 def scrub(text: str) -> str:
     """`text` without the signature of any presigned URL in it."""
     return _SIGNED_QUERY.sub("?…", text)
+
+
+def scrub_error(err: ApiError) -> ApiError:
+    """`err` with no signature in its message nor in its text (`str(err)` is logged)."""
+    err.message = scrub(err.message)
+    err.args = tuple(scrub(a) if isinstance(a, str) else a for a in err.args)
+    return err
 
 
 class Inputs:

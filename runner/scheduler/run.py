@@ -29,7 +29,7 @@ from runner.scheduler.downloading import Downloads
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.files import NotAnImage, write_bytes
 from runner.scheduler.heartbeat import STOPS_THE_RUN, keep_alive
-from runner.scheduler.inputs import Inputs, scrub
+from runner.scheduler.inputs import Inputs, scrub_error
 from runner.scheduler.journal import PaidJournal
 from runner.scheduler.leases import Lease, SharedSlots
 from runner.scheduler.policy import Action, Outcome, Paid, Refused, decide
@@ -285,8 +285,8 @@ class Scheduler:
             result = await self.client.change_clothes(request)
         except ApiError as err:
             await lease.release()
-            err.message = scrub(err.message)  # an echoed input URL keeps no signature
-            return Refused(err, _ms_since(started), in_flight_at_send)
+            # An input URL the API echoes keeps no signature.
+            return Refused(scrub_error(err), _ms_since(started), in_flight_at_send)
         return Paid(result, sent_at, _ms_since(started))
 
     async def _settle(self, job: Job, outcome: Outcome, lease: Lease) -> None:
