@@ -11,6 +11,7 @@ from rich.console import Console
 from runner.api.client import ChangeClothesClient, Timeouts, http_session
 from runner.credentials import Credentials
 from runner.progress import show_progress
+from runner.scheduler.inputs import open_inputs
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
 from runner.scheduler.sinks import open_sink
 from runner.store import StoreError, open_store
@@ -32,7 +33,12 @@ async def execute_run(
     `announce` is called before it starts with the jobs per state of the run's scope and the
     account's concurrency limit (None when none is recorded)."""
     store = await open_store(db)
+    stack = contextlib.AsyncExitStack()
     try:
+        # Before the start line: a bucket of inputs it cannot use ends the run here.
+        inputs = await stack.enter_async_context(
+            open_inputs(store, settings.object_store, settings.presign_ttl, settings.batch)
+        )
         if announce is not None:
             account = await get_account(store)
             announce(await store.state_totals(settings.batch), account.concurrency)
@@ -41,7 +47,7 @@ async def execute_run(
             client = ChangeClothesClient(
                 session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
             )
-            scheduler = Scheduler(store, client, session, settings, sink)
+            scheduler = Scheduler(store, client, session, settings, sink, inputs)
             async with anyio.create_task_group() as tg:
                 if console is not None:
 
@@ -54,6 +60,9 @@ async def execute_run(
             return result
     finally:
         with anyio.CancelScope(shield=True):
+            # The bucket client, when the inputs needed one; its close never hides the outcome.
+            with contextlib.suppress(Exception):
+                await stack.aclose()
             # Leave the queue: what this runner still holds goes to the next reaper at once.
             with contextlib.suppress(StoreError):
                 await unregister(store, settings.worker)

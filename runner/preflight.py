@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio
@@ -81,6 +82,8 @@ def inspect_image(url: str, data: bytes) -> ImageCheck:
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str) -> ImageCheck:
+    if is_local_file(url):
+        return await anyio.to_thread.run_sync(_read_local, url)
     try:
         async with session.get(url, timeout=TIMEOUT, max_redirects=5) as resp:
             if resp.status != 200:
@@ -95,6 +98,25 @@ async def _fetch(session: aiohttp.ClientSession, url: str) -> ImageCheck:
     except (aiohttp.ClientError, ValueError) as exc:
         return ImageCheck(url, f"unreachable ({type(exc).__name__})")
     return await anyio.to_thread.run_sync(inspect_image, url, data)
+
+
+def is_local_file(url: str) -> bool:
+    return url[:7].lower() == "file://"
+
+
+def in_bucket(url: str) -> bool:
+    return url[:5].lower() == "s3://"
+
+
+def _read_local(url: str) -> ImageCheck:
+    """A local photo `validate` was given (`file://`), judged as a fetched one."""
+    path = Path(unquote(urlsplit(url).path))
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return ImageCheck(url, f"unreadable ({exc.strerror or exc})")
+    return inspect_image(url, data)
 
 
 async def check_images(urls: Iterable[str], concurrency: int = CONCURRENCY) -> list[ImageCheck]:
@@ -132,6 +154,7 @@ class Preflight:
     refused: list[RowVerdict] = field(default_factory=list)  # every row with an image problem
     images: int = 0  # distinct input URLs
     fetched: int = 0  # ... fetched now (the rest came from the cache)
+    in_bucket: int = 0  # distinct s3:// inputs, not fetched (checked when uploaded)
     checks: dict[str, ImageCheck] = field(default_factory=dict)
 
     @property
@@ -168,20 +191,24 @@ async def preflight_manifest(
 
     await anyio.to_thread.run_sync(read)
     result.rows = len(rows)
-    urls = sorted({u for _, _, model, clothes in rows for u in (model, clothes)})
+    every = {u for _, _, model, clothes in rows for u in (model, clothes)}
+    # Objects in a bucket were judged when `submit --upload` put them there; a URL to fetch
+    # them would have to be presigned, which is `run`'s job, so they are counted, not fetched.
+    urls = sorted(u for u in every if not in_bucket(u))
+    result.in_bucket = len(every) - len(urls)
     result.images = len(urls)
     checks = await cached_checks(store, urls) if store is not None else {}
     fresh = await check_images([u for u in urls if u not in checks], concurrency)
     result.fetched = len(fresh)
-    if store is not None:
-        await save_checks(store, fresh)
+    if store is not None:  # a local file may change under its name: never cached
+        await save_checks(store, [c for c in fresh if not is_local_file(c.url)])
     checks.update({c.url: c for c in fresh})
     result.checks = checks
     for line, ident, model, clothes in rows:
         problems = [
             f"{name} {checks[url].problem}: {url}"
             for name, url in (("model_url", model), ("clothes_url", clothes))
-            if not checks[url].ok
+            if url in checks and not checks[url].ok
         ]
         if problems:
             result.refused.append(RowVerdict(line, ident, problems))

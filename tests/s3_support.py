@@ -7,18 +7,22 @@ expiry enforced put `ExpiryCheckingFront` before it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from runner.objects import ObjectStoreConfig
 
@@ -140,3 +144,72 @@ def moto_server(tmp_path: Path) -> Iterator[MotoServer]:
         yield server
     finally:
         stop_moto(server)
+
+
+# Hop-by-hop and framing headers: aiohttp sets its own on each side of the front.
+_NOT_FORWARDED = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
+_EXPIRED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message></Error>"
+)
+
+
+@dataclass
+class ExpiryCheckingFront:
+    """What the front saw: presigned GETs it let through and those it refused as expired."""
+
+    endpoint: str
+    passed: int = 0
+    refused: int = 0
+
+
+def presign_expired(query: Any, now: datetime) -> bool:
+    """A presigned (SigV4 query) request whose X-Amz-Date + X-Amz-Expires has passed."""
+    date, expires = query.get("X-Amz-Date"), query.get("X-Amz-Expires")
+    if date is None or expires is None:
+        return False
+    signed_at = datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return now > signed_at + timedelta(seconds=int(expires))
+
+
+@contextlib.asynccontextmanager
+async def expiry_checking_front(moto: MotoServer) -> AsyncIterator[ExpiryCheckingFront]:
+    """An HTTP front on 127.0.0.1 before `moto`, which does not check a presigned URL's
+    expiry (nor signatures): it refuses with 403, as S3 does, a presigned request whose
+    window has passed, and forwards every other request unchanged. Point the runner's
+    --s3-endpoint at `front.endpoint`; moto's request log still shows what reached the store."""
+    front = ExpiryCheckingFront(endpoint="")
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        if "X-Amz-Signature" in request.query:
+            if presign_expired(request.query, datetime.now(UTC)):
+                front.refused += 1
+                return web.Response(status=403, body=_EXPIRED, content_type="application/xml")
+            front.passed += 1
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        body = await request.read()
+        async with session.request(
+            request.method,
+            moto.endpoint + request.path_qs,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            auto_decompress=False,
+        ) as reply:
+            payload = await reply.read()
+            kept = {k: v for k, v in reply.headers.items() if k.lower() not in _NOT_FORWARDED}
+            return web.Response(status=reply.status, headers=kept, body=payload)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    async with aiohttp.ClientSession() as session:
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            front.endpoint = f"http://{host}:{port}"
+            yield front
+        finally:
+            await runner.cleanup()

@@ -24,6 +24,12 @@ def test_store_and_manifest_do_not_import_http(module: str) -> None:
     loaded = _modules_after_import(module)
     assert "aiohttp" not in loaded
     assert "runner.api.client" not in loaded
+    assert "runner.objects.client" not in loaded  # a manifest may name s3:// objects: no client
+
+
+def test_the_bucket_extra_is_imported_only_when_a_bucket_is_used() -> None:
+    loaded = _modules_after_import("runner.cli")
+    assert not {m for m in loaded if m.startswith(("aiobotocore", "botocore"))}
 
 
 def test_api_does_not_import_the_database() -> None:

@@ -34,6 +34,7 @@ from runner.cli.store import _require_existing, run_store
 from runner.clock import utcnow
 from runner.credentials import CredentialsError, load_credentials
 from runner.execute import execute_run
+from runner.objects.client import MAX_PRESIGN_SECONDS
 from runner.scheduler.policy import RetryPolicy
 from runner.scheduler.run import RunResult, RunSettings, StopReason
 from runner.store import WORK_STATES, open_store
@@ -230,6 +231,17 @@ def report_result(result: RunResult, console: Console) -> None:
     type=click.FloatRange(0.1),
     help="Seconds to wait for a connection to the API.",
 )
+@click.option(
+    "--presign-ttl",
+    default="30m",
+    show_default=True,
+    type=Duration(),
+    envvar="CHANGECLOTHES_PRESIGN_TTL",
+    callback=lambda _c, _p, v: _check_presign_ttl(v),
+    help="Inputs in a bucket (s3://, from `submit --upload`) go to the API as presigned "
+    "GET URLs made when the job is claimed, valid this long (at most 7 days); never stored "
+    "or logged. Seconds, or 90s, 30m, 2h.",
+)
 def run_command(
     db: str,
     out: str,
@@ -263,13 +275,15 @@ def run_command(
     max_regenerations: int,
     read_timeout: float,
     connect_timeout: float,
+    presign_ttl: float,
 ) -> None:
     """Call ChangeClothes for every queued job and download the results.
 
     Calls stay within --concurrency; throttled answers back off account-wide; transient
     errors are retried; bad rows fail with the service's code. Interrupt with Ctrl-C (or
     SIGTERM): calls in flight finish and a rerun resumes. Exit codes: 0 all jobs done
-    (cancelled ones aside), 1 some jobs failed, 2 usage, credentials or no queue, 3 halted by
+    (cancelled ones aside), 1 some jobs failed, 2 usage, credentials, no queue or a bucket
+    of inputs (s3://) that cannot be used, 3 halted by
     an account-level error or an endpoint outage (nothing marked failed), 4 stopped by
     --until/--max-jobs/--max-paid with work left, 5 a fault of this machine (disk full, folder
     not writable, database unusable, or this runner declared dead after a pause longer than
@@ -292,7 +306,7 @@ def run_command(
     settings = RunSettings(
         out_dir=state if bucket is not None and state is not None else Path(out),
         bucket=bucket,
-        object_store=object_store_config(s3_endpoint, s3_region, s3_addressing) if bucket else None,
+        object_store=object_store_config(s3_endpoint, s3_region, s3_addressing),
         state_dir=state,
         concurrency=concurrency,
         stale_after=timedelta(seconds=stale_after),
@@ -308,6 +322,7 @@ def run_command(
         outage_limit=outage_limit,
         max_result_bytes=max_result_bytes,
         max_regenerations=max_regenerations,
+        presign_ttl=presign_ttl,
     )
     timeouts = Timeouts(
         connect=connect_timeout, read=read_timeout, total=read_timeout + connect_timeout + 30
@@ -334,6 +349,12 @@ def run_command(
         click.echo(json.dumps(summary, indent=2))
     anyio.run(finish, summary, settings.local_dir, notify, on_finish)
     sys.exit(result.exit_code)
+
+
+def _check_presign_ttl(value: float) -> float:
+    if value > MAX_PRESIGN_SECONDS:
+        raise click.BadParameter("a presigned URL lives at most 7 days", param_hint="--presign-ttl")
+    return value
 
 
 def start_line(

@@ -17,10 +17,13 @@ from runner.atomic import atomic_text_file
 from runner.clock import utcnow
 from runner.notify import post_summary, run_on_finish
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
+from runner.scheduler.inputs import InputsUnusable
 from runner.scheduler.settings import EXIT_INTERRUPTED, EXIT_LOCAL_FAULT, EXIT_UNEXPECTED
 from runner.store import StoreError
 
 log = logging.getLogger(__name__)
+
+EXIT_BUCKET = 2  # the bucket of the queue's inputs cannot be used: settings, like credentials
 
 
 def write_summary_file(summary: dict[str, Any], out_dir: Path) -> None:
@@ -53,6 +56,9 @@ def exit_for(caught: BaseException) -> NoReturn:
         sys.exit(EXIT_INTERRUPTED)
     if isinstance(exc, SystemExit):
         raise exc
+    if isinstance(exc, InputsUnusable):  # at the start: the bucket inputs are read from
+        click.echo(f"Error: {exc}. Nothing was called; the queue is unchanged.", err=True)
+        sys.exit(EXIT_BUCKET)
     if isinstance(exc, (*LOCAL_FAULTS, StoreError)):
         click.echo(f"Error: {describe_local_fault(exc)}", err=True)
         sys.exit(EXIT_LOCAL_FAULT)

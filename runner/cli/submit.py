@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,18 @@ from pathlib import Path
 import click
 
 from runner.cli.main import cli
-from runner.cli.options import db_option, price_option
+from runner.cli.options import db_option, price_option, s3_options
 from runner.cli.stdin import manifest_file
 from runner.cli.store import check_db_url, fail, run_store
+from runner.cli.uploads import (
+    images_dir_option,
+    images_root,
+    upload_images,
+    upload_location,
+    upload_option,
+)
 from runner.manifest import FORMATS, MAX_PROBLEMS, ManifestFormatError, Problem, validate_manifest
+from runner.manifest.local import LocalFiles, reading_local_files
 from runner.preflight import Preflight, preflight_manifest, refused_lines
 from runner.store import open_store
 from runner.store.database import database_url
@@ -144,6 +153,9 @@ def _summary(result: SubmitResult, manifest: Path) -> list[str]:
     type=click.IntRange(1, 256),
     help="The concurrency `run` will use: the estimate's time assumes it.",
 )
+@upload_option
+@images_dir_option
+@s3_options
 @price_option
 @db_option
 def submit(
@@ -156,6 +168,11 @@ def submit(
     replace: bool,
     check_images: bool,
     concurrency: int,
+    upload: str | None,
+    images_dir: Path | None,
+    s3_endpoint: str | None,
+    s3_region: str | None,
+    s3_addressing: str,
     price: float | None,
     db: str,
 ) -> None:
@@ -174,15 +191,34 @@ def submit(
     the time at --concurrency (from the median API time of past calls in this database,
     else 20 s a call) and, with --price, the cost.
 
+    Local photos: without --base-url, an image path (absolute, `file://`, or relative to
+    --images-dir, default the manifest's folder) is a local file; with --upload
+    s3://BUCKET/PREFIX each distinct file is checked and uploaded once, named by its content
+    (nothing when the bucket has it already), and the job records the object. `run`
+    presigns it when it claims the job.
+
     MANIFEST `-` reads stdin (then --batch is required; the format is sniffed unless
     --format is given).
 
     Exit status: 0 queued (or nothing new), 1 invalid rows (nothing queued),
-    2 usage or file errors.
+    2 usage or file errors, or the bucket could not be used (nothing queued).
     """
     if str(manifest) == "-" and batch is None:
         raise click.UsageError("submit -: give --batch NAME (stdin has no file name)")
-    with manifest_file(manifest, fmt) as (path, fmt):
+    root = images_root(manifest, images_dir, base_url)
+    with manifest_file(manifest, fmt) as (path, fmt), contextlib.ExitStack() as local:
+        if upload is not None:
+            local.enter_context(
+                upload_images(
+                    path,
+                    fmt,
+                    base_url,
+                    root,
+                    upload,
+                    (s3_endpoint, s3_region, s3_addressing),
+                    skip_invalid,
+                )
+            )
         refused: dict[int, str] = {}
         if check_images:
             refused = _check_before_submit(path, base_url, fmt, db, skip_invalid)
@@ -307,9 +343,25 @@ async def _preflight(
     is_flag=True,
     help="Only check the rows; do not fetch the input images.",
 )
+@click.option(
+    "--upload",
+    default=None,
+    metavar="s3://BUCKET/PREFIX",
+    envvar="CHANGECLOTHES_UPLOAD",
+    help="Check the local image files the manifest names, from disk, as `submit --upload` "
+    "would before uploading them (nothing is uploaded; without it a local file is an "
+    "invalid row, as for submit).",
+)
+@images_dir_option
 @db_option
 def validate(
-    manifest: Path, base_url: str | None, fmt: str | None, no_images: bool, db: str
+    manifest: Path,
+    base_url: str | None,
+    fmt: str | None,
+    no_images: bool,
+    upload: str | None,
+    images_dir: Path | None,
+    db: str,
 ) -> None:
     """Check MANIFEST the way `submit` does, then fetch every distinct input image and say
     per row (line and id) which the API would refuse: unreachable (with the HTTP status),
@@ -317,11 +369,20 @@ def validate(
     No API call is made. When the --db queue database exists, verdicts are cached in it
     by URL (a rerun does not fetch again); validate never creates one.
 
+    With --upload, local image files (without --base-url: absolute, `file://`, or relative
+    to --images-dir, default the manifest's folder) are read from disk and judged the same
+    way, nothing uploaded. Objects in a bucket (s3://) are counted, not fetched (`submit
+    --upload` checked them).
+
     Lists every problem with its line number (the first 50, then a count). MANIFEST `-`
     reads stdin. Exit status: 0 every row would be accepted, 1 invalid rows or refused
     images, 2 usage or file errors.
     """
-    with manifest_file(manifest, fmt) as (path, fmt):
+    root = images_root(manifest, images_dir, base_url)
+    with manifest_file(manifest, fmt) as (path, fmt), contextlib.ExitStack() as local:
+        if upload is not None:  # what submit --upload would accept, from disk
+            upload_location(upload)
+            local.enter_context(reading_local_files(LocalFiles(root)))
         _validate(path, base_url, fmt)
         if not no_images:
             _validate_images(path, base_url, fmt, _db_if_present(db))
@@ -331,6 +392,11 @@ def _validate_images(manifest: Path, base_url: str | None, fmt: str | None, db: 
     result = run_store(lambda: _preflight(manifest, fmt, base_url, db))
     cached = result.images - result.fetched
     source = f", {cached} from the cache" if cached else ""
+    if result.in_bucket:
+        click.echo(
+            f"{manifest.name}: {result.in_bucket} images in a bucket (s3://) not fetched: "
+            "`submit --upload` checked them when it uploaded them."
+        )
     if result.refused:
         click.echo(
             f"{manifest.name}: {len(result.refused)} of {result.rows} rows have images the "

@@ -15,6 +15,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from runner.api.request import CLOTHES_TYPES, LogoRect
+from runner.manifest.local import (
+    LocalFileError,
+    check_bucket_ref,
+    is_bucket_url,
+    local_path,
+    resolve_local,
+)
 
 MAX_ID_CHARS = 100
 MAX_ID_BYTES = 200
@@ -110,7 +117,9 @@ def check_id(value: str) -> str:
 
 
 def check_url(field: str, value: str, base_url: str | None) -> str:
-    """An absolute http(s) URL; a relative path is resolved against `base_url` if given."""
+    """An absolute http(s) URL; a relative path is resolved against `base_url` if given.
+    Without `base_url` a path is a local file, and `s3://bucket/key` an object in a bucket
+    (`runner.manifest.local`)."""
     url = value.strip()
     if len(url) > MAX_URL_CHARS:
         raise InvalidValue(f"{field} is longer than {MAX_URL_CHARS} characters")
@@ -118,6 +127,10 @@ def check_url(field: str, value: str, base_url: str | None) -> str:
         return url
     require_unicode(field, url)
     shown = short(url)
+    if not url.lower().startswith(("http://", "https://")):
+        not_http = _not_http(field, url, base_url)
+        if not_http is not None:
+            return not_http
     if _URL_BAD_CHARS.search(url):
         raise InvalidValue(f"{field} {shown} contains spaces or control characters")
     try:
@@ -143,6 +156,18 @@ def check_url(field: str, value: str, base_url: str | None) -> str:
     if not parts.hostname:
         raise InvalidValue(f"{field} {shown} has no host name")
     return url
+
+
+def _not_http(field: str, url: str, base_url: str | None) -> str | None:
+    """An object in a bucket or a local file (see `runner.manifest.local`); None for
+    anything else, which the URL rules judge."""
+    try:
+        if is_bucket_url(url):
+            return check_bucket_ref(url)
+        path = local_path(url, base_url)
+        return None if path is None else resolve_local(field, path)
+    except LocalFileError as exc:
+        raise InvalidValue(f"{field} {short(url)}: {exc}") from None
 
 
 def short(value: str, limit: int = 60) -> str:

@@ -10,8 +10,9 @@ import errno
 from runner.objects import ObjectStoreError
 from runner.store import StoreUnavailable
 
-# A results bucket that refuses a write (or cannot be reached after the client's own retries)
-# is this run's output failing, like a full disk: halt and keep the queue.
+# ObjectStoreError: a results bucket that refuses a write (or cannot be reached after the
+# client's own retries) is this run's output failing, like a full disk; the bucket the
+# inputs are presigned from failing stops us the same way. Halt and keep the queue.
 LOCAL_FAULTS: tuple[type[Exception], ...] = (OSError, StoreUnavailable, ObjectStoreError)
 
 _WHAT_TO_DO = {

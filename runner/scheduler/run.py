@@ -29,6 +29,7 @@ from runner.scheduler.downloading import Downloads
 from runner.scheduler.faults import LOCAL_FAULTS, describe_local_fault
 from runner.scheduler.files import NotAnImage
 from runner.scheduler.heartbeat import STOPS_THE_RUN, keep_alive
+from runner.scheduler.inputs import Inputs, scrub_error
 from runner.scheduler.journal import PaidJournal
 from runner.scheduler.leases import Lease, SharedSlots
 from runner.scheduler.policy import Action, Outcome, Paid, Refused, decide
@@ -67,8 +68,10 @@ class Scheduler:
         session: aiohttp.ClientSession,
         settings: RunSettings,
         sink: ResultSink | None = None,
+        inputs: Inputs | None = None,
     ) -> None:
         self.store = store
+        self.inputs = inputs or Inputs()  # presigns bucket inputs as each job is claimed
         store.runner = settings.worker  # its transitions move only jobs this runner claimed
         self.client = client
         self.settings = settings
@@ -277,14 +280,16 @@ class Scheduler:
     async def _attempt(self, job: Job, lease: Lease) -> Outcome:
         """One API call. An error frees the slot at once; a result keeps it until it is on
         record, so a crash loses at most one paid result per slot."""
+        request = await self.inputs.request_for(job, self.settings.rsp_img_type)
         in_flight_at_send = self.slots.in_flight
         sent_at = utcnow()
         started = time.monotonic()
         try:
-            result = await self.client.change_clothes(job.to_request(self.settings.rsp_img_type))
+            result = await self.client.change_clothes(request)
         except ApiError as err:
             await lease.release()
-            return Refused(err, _ms_since(started), in_flight_at_send)
+            # An input URL the API echoes keeps no signature.
+            return Refused(scrub_error(err), _ms_since(started), in_flight_at_send)
         return Paid(result, sent_at, _ms_since(started))
 
     async def _settle(self, job: Job, outcome: Outcome, lease: Lease) -> None:

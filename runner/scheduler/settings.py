@@ -57,8 +57,10 @@ class RunSettings:
     handle_signals: bool = True
     seed: int | None = None
     bucket: BucketLocation | None = None  # results go here instead of `out_dir`
-    object_store: ObjectStoreConfig | None = None  # ... through this store
+    # The store of s3:// locations: result bucket and bucket inputs (None: AWS S3's defaults)
+    object_store: ObjectStoreConfig | None = None
     state_dir: Path | None = None  # journal, temporary files, summaries [default: out_dir]
+    presign_ttl: float = 1800.0  # an s3:// input's URL is valid this long after the claim
 
     @property
     def local_dir(self) -> Path:
