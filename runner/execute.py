@@ -10,8 +10,9 @@ from rich.console import Console
 
 from runner.api.client import ChangeClothesClient, Timeouts, http_session
 from runner.credentials import Credentials
+from runner.objects.client import SharedObjectStore
 from runner.progress import show_progress
-from runner.scheduler.inputs import open_inputs
+from runner.scheduler.inputs import inputs_for_run
 from runner.scheduler.run import RunResult, RunSettings, Scheduler
 from runner.scheduler.sinks import open_sink
 from runner.store import StoreError, open_store
@@ -33,17 +34,20 @@ async def execute_run(
     `announce` is called before it starts with the jobs per state of the run's scope and the
     account's concurrency limit (None when none is recorded)."""
     store = await open_store(db)
-    stack = contextlib.AsyncExitStack()
+    # One client to the store for the whole run, shared by its bucket inputs and its bucket
+    # results, opened only when one of them needs it.
+    objects = SharedObjectStore(settings.object_store)
     try:
         # Before the start line: a bucket of inputs it cannot use ends the run here.
-        inputs = await stack.enter_async_context(
-            open_inputs(store, settings.object_store, settings.presign_ttl, settings.batch)
-        )
+        inputs = await inputs_for_run(store, objects, settings.presign_ttl, settings.batch)
         if announce is not None:
             account = await get_account(store)
             announce(await store.state_totals(settings.batch), account.concurrency)
         connections = settings.concurrency + settings.download_workers + 4
-        async with http_session(timeouts, connections) as session, open_sink(settings) as sink:
+        async with (
+            http_session(timeouts, connections) as session,
+            open_sink(settings, objects) as sink,
+        ):
             client = ChangeClothesClient(
                 session, credentials, endpoint, region, max_result_bytes=settings.max_result_bytes
             )
@@ -60,9 +64,9 @@ async def execute_run(
             return result
     finally:
         with anyio.CancelScope(shield=True):
-            # The bucket client, when the inputs needed one; its close never hides the outcome.
+            # The bucket client, if the run opened one; its close never hides the outcome.
             with contextlib.suppress(Exception):
-                await stack.aclose()
+                await objects.aclose()
             # Leave the queue: what this runner still holds goes to the next reaper at once.
             with contextlib.suppress(StoreError):
                 await unregister(store, settings.worker)

@@ -192,6 +192,28 @@ async def open_object_store(config: ObjectStoreConfig) -> AsyncIterator[ObjectSt
         yield ObjectStore(client, config)
 
 
+class SharedObjectStore:
+    """One client for everything a scope needs from the store (a run: presigning its inputs
+    and keeping its results), opened by the first user that asks for it, so a run that needs
+    no bucket never loads the extra, and closed once, by the owner, with `aclose`."""
+
+    def __init__(self, config: ObjectStoreConfig | None = None) -> None:
+        self.config = config or ObjectStoreConfig()
+        self._stack = contextlib.AsyncExitStack()
+        self._store: ObjectStore | None = None
+
+    async def get(self) -> ObjectStore:
+        """The open client (`ObjectStoreMissing` when the extra is not installed). Callers
+        take turns (a run opens its inputs, then its sink), so no lock is needed."""
+        if self._store is None:
+            self._store = await self._stack.enter_async_context(open_object_store(self.config))
+        return self._store
+
+    async def aclose(self) -> None:
+        self._store = None
+        await self._stack.aclose()
+
+
 def _status(e: Exception) -> int | None:
     response = getattr(e, "response", None)
     if isinstance(response, dict):

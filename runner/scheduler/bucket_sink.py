@@ -17,8 +17,8 @@ from pathlib import Path
 
 import anyio
 
-from runner.objects import BucketLocation, ObjectRef, ObjectStoreConfig, ObjectStoreError
-from runner.objects.client import ObjectStore, open_object_store
+from runner.objects import BucketLocation, ObjectRef, ObjectStoreError
+from runner.objects.client import ObjectStore, SharedObjectStore
 from runner.scheduler.files import _RESULT_EXTENSIONS, CONTENT_TYPES, spool_checked
 from runner.scheduler.settings import RunSettings
 from runner.scheduler.sinks import BeforeCommit, ResultSink, StoredResult
@@ -120,11 +120,12 @@ def _file_sha256(path: Path) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_bucket_sink(settings: RunSettings) -> AsyncIterator[ResultSink]:
-    """An open client and the bucket checked (it exists and is visible to these
-    credentials) before any call is paid for."""
+async def open_bucket_sink(
+    settings: RunSettings, objects: SharedObjectStore
+) -> AsyncIterator[ResultSink]:
+    """The sink on the run's client (`objects`, shared with its bucket inputs), the bucket
+    checked (it exists and is visible to these credentials) before any call is paid for."""
     assert settings.bucket is not None
-    config = settings.object_store or ObjectStoreConfig()
-    async with open_object_store(config) as objects:
-        await objects.check_bucket(settings.bucket.bucket)
-        yield BucketSink(objects, settings.bucket, settings.local_dir)
+    client = await objects.get()
+    await client.check_bucket(settings.bucket.bucket)
+    yield BucketSink(client, settings.bucket, settings.local_dir)

@@ -8,16 +8,14 @@ never stored, logged or put in an error text (`scrub` takes it out of the API's 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncIterator
 
 from runner.api.errors import ApiError
 from runner.api.request import ChangeClothesRequest
-from runner.objects import ObjectRef, ObjectStoreConfig, ObjectStoreError, is_bucket_url
-from runner.objects.client import ObjectStore, open_object_store
+from runner.objects import ObjectRef, ObjectStoreError, is_bucket_url
+from runner.objects.client import ObjectStore, SharedObjectStore
 from runner.store import Job, Store
 from runner.store.inputs import bucket_input_sample
 
@@ -82,26 +80,22 @@ class Inputs:
         return await self._objects.presign_get(ObjectRef.parse(value), self._ttl)
 
 
-@contextlib.asynccontextmanager
-async def open_inputs(
-    store: Store, config: ObjectStoreConfig | None, ttl: float, batch: str | None
-) -> AsyncIterator[Inputs]:
-    """The run's `Inputs`. When a job to do reads from a bucket, the store is opened once
-    for the whole run and tried at once: missing bucket support, missing credentials or a
-    bucket it may not read raise `ObjectStoreError` now, in one sentence, not mid-run."""
+async def inputs_for_run(
+    store: Store, objects: SharedObjectStore, ttl: float, batch: str | None
+) -> Inputs:
+    """The run's `Inputs`. When a job to do reads from a bucket, the run's client (`objects`,
+    shared with a bucket `--out`; its owner closes it) is opened and tried at once: missing
+    bucket support, missing credentials or a bucket it may not read raise `InputsUnusable`
+    now, in one sentence, not mid-run."""
     sample = await bucket_input_sample(store, batch)
     if sample is None:
-        yield Inputs(None, ttl)
-        return
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            objects = await stack.enter_async_context(
-                open_object_store(config or ObjectStoreConfig())
-            )
-            ref = ObjectRef.parse(sample)
-            await objects.presign_get(ref, 60)  # signs locally: fails now without credentials
-            if await objects.head(ref) is None:
-                log.warning("%s is not in the bucket: jobs that read it will fail.", ref)
-        except ObjectStoreError as e:
-            raise InputsUnusable(str(e)) from None
-        yield Inputs(objects, ttl)
+        return Inputs(None, ttl)
+    try:
+        client = await objects.get()
+        ref = ObjectRef.parse(sample)
+        await client.presign_get(ref, 60)  # signs locally: fails now without credentials
+        if await client.head(ref) is None:
+            log.warning("%s is not in the bucket: jobs that read it will fail.", ref)
+    except ObjectStoreError as e:
+        raise InputsUnusable(str(e)) from None
+    return Inputs(client, ttl)

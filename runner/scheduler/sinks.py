@@ -13,13 +13,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from runner.objects import is_bucket_url
 from runner.scheduler.files import copy_result, write_stream
 from runner.scheduler.settings import RunSettings
+
+if TYPE_CHECKING:
+    from runner.objects.client import SharedObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +125,13 @@ class LocalFolderSink:
 
 
 @contextlib.asynccontextmanager
-async def open_sink(settings: RunSettings) -> AsyncIterator[ResultSink]:
-    """The run's sink: its bucket when it has one (the bucket checked first), else its folder."""
+async def open_sink(settings: RunSettings, objects: SharedObjectStore) -> AsyncIterator[ResultSink]:
+    """The run's sink: its bucket when it has one (on the run's client `objects`, shared with
+    its bucket inputs; the bucket checked first), else its folder."""
     if settings.bucket is None:
         yield LocalFolderSink(settings.out_dir)
         return
     from runner.scheduler.bucket_sink import open_bucket_sink
 
-    async with open_bucket_sink(settings) as sink:
+    async with open_bucket_sink(settings, objects) as sink:
         yield sink
