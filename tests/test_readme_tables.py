@@ -1,6 +1,7 @@
 """The README's tables that mirror code say what the code does: every error code with its
-class, every environment variable with its option and commands. A change to either side
-without the other fails here, naming the rows to fix."""
+class, every environment variable with its option and commands; and the sections the code
+sends users to exist. A change to either side without the other fails here, naming the rows
+to fix."""
 
 from __future__ import annotations
 
@@ -120,3 +121,17 @@ def test_no_variable_is_read_behind_the_commands_backs() -> None:
     }
     assert in_source, "the scan found nothing: has the package moved?"
     assert in_source <= set(click_envvars()), sorted(in_source - set(click_envvars()))
+
+
+def test_the_readme_sections_the_code_names_exist() -> None:
+    """A message or help text that sends the user to a README section by name (`README,
+    "Images in a bucket"`) names a heading the README has."""
+    headings = {line.lstrip("#").strip() for line in README.splitlines() if line.startswith("#")}
+    cited = {
+        (name, str(path.relative_to(ROOT)))
+        for path in (ROOT / "runner").rglob("*.py")
+        for name in re.findall(r'README,? "([^"]+)"', path.read_text("utf-8"))
+    }
+    assert len({name for name, _ in cited}) >= 3, "the scan found too little: has it moved?"
+    missing = sorted((name, where) for name, where in cited if name not in headings)
+    assert not missing, f"no such README heading: {missing}"

@@ -37,8 +37,8 @@ def describe_local_fault(exc: BaseException) -> str:
         )
     if isinstance(exc, ObjectStoreError):
         return (
-            f"{exc}. Check the bucket, --s3-endpoint and the store's credentials (README, "
-            '"Results in a bucket"), then rerun: results already paid for are kept.'
+            f"{exc}. Check the bucket, --s3-endpoint and the store's credentials "
+            '(README, "Images in a bucket"), then rerun: results already paid for are kept.'
         )
     if isinstance(exc, OSError):
         where = exc.filename if exc.filename is not None else "a file of the run"
