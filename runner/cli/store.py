@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from runner.cli.main import cli
 from runner.cli.options import db_option, stale_after_option
 from runner.store import JobState, StoreError, open_store
-from runner.store.database import database_url, display_url, head_revision
+from runner.store.database import HEAD_REVISION, database_url, display_url
 from runner.store.reports import InvalidRow, invalid_rows_of
 
 EXIT_USAGE = 2
@@ -98,7 +98,7 @@ def db_current(db: str) -> None:
             return await store.revision()
 
     revision = run_store(go)
-    head = head_revision()
+    head = HEAD_REVISION
     if revision is None:
         click.echo("none (empty database; any command will create the schema)")
     elif revision == head:

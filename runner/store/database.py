@@ -1,22 +1,29 @@
-"""Opening the queue database: URL from a path, SQLite pragmas, migrations on open."""
+"""Opening the queue database: URL from a path, SQLite pragmas, migrations on open.
+
+Alembic is imported only when the schema is not at `HEAD_REVISION`: a command that finds the
+database up to date (every `status` after the first) reads one row and pays for no more.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import runner
 from runner.store.errors import MigrationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+HEAD_REVISION = "0007"
+"""The newest migration this version ships (tests/test_migrations.py checks it is Alembic's
+head): compared with the database's own revision without loading Alembic."""
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 """How long a writer waits for another process's write transaction before giving up."""
@@ -60,6 +67,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(url: URL | None = None) -> Config:
     """An Alembic configuration built in code: no alembic.ini is needed at run time."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if url is not None:
@@ -104,16 +113,24 @@ def create_engine(url: URL) -> AsyncEngine:
 
 
 def head_revision() -> str:
+    """The newest revision among the migration scripts, as Alembic reads them."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The database's schema revision (None: no schema yet), read with a plain query."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _check_known(conn: Connection) -> None:
+    from alembic.script import ScriptDirectory
+
     current = current_revision(conn)
     if current is None:
         return
@@ -136,6 +153,8 @@ def upgrade_sync(conn: Connection, revision: str = "head") -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+    from alembic import command
+
     _check_known(conn)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
@@ -145,6 +164,8 @@ def upgrade_sync(conn: Connection, revision: str = "head") -> None:
 def downgrade_sync(conn: Connection, revision: str) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.downgrade(cfg, revision)
@@ -152,7 +173,7 @@ def downgrade_sync(conn: Connection, revision: str) -> None:
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade to `revision` unless the schema is already there (checked without locking)."""
-    head = head_revision() if revision == "head" else revision
+    head = HEAD_REVISION if revision == "head" else revision
     async with engine.connect() as conn:
         if await conn.run_sync(current_revision) == head:
             await conn.rollback()

@@ -57,6 +57,27 @@ sa.Index(
     postgresql_where=jobs.c.state == JobState.QUEUED.value,
     sqlite_where=jobs.c.state == JobState.QUEUED.value,
 )
+# Settling a job (revision 0007): only the jobs waiting for another are in this index, so
+# finding a job's followers never depends on the planner's guess about a column of NULLs.
+sa.Index(
+    "ix_jobs_linked_waiting",
+    jobs.c.linked_job_id,
+    postgresql_where=jobs.c.state == JobState.LINKED.value,
+    sqlite_where=jobs.c.state == JobState.LINKED.value,
+)
+
+
+def state_is(*states: JobState) -> sa.ColumnElement[bool]:
+    """`jobs.state` in `states`, written into the SQL as literals rather than bound: a
+    planner can then match the partial indexes above by their WHERE clause (SQLite never
+    matches `state IN (?)`; PostgreSQL's generic plans match no parameter), whatever its
+    statistics say."""
+    values = sorted(s.value for s in states)
+    if len(values) == 1:
+        return jobs.c.state == sa.literal(values[0], sa.String, literal_execute=True)
+    return jobs.c.state.in_(
+        sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
+    )
 
 IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
 """A job in these states will still produce a result: new identical rows link to it."""
@@ -250,7 +271,7 @@ async def apply(
         raise ValueError("give exactly one of ids and where")
     chosen = sa.and_(
         jobs.c.id.in_(ids) if ids is not None else where,  # type: ignore[arg-type]
-        jobs.c.state.in_(sorted(transition.sources)),
+        state_is(*transition.sources),
     )
     if owner is not None:
         chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
@@ -271,19 +292,25 @@ async def apply(
         raise await _state_error(conn, name, ids, transition)
     if transition.followers is not None and count:
         leaders: Any = (
-            ids
-            if ids is not None
-            else sa.select(jobs.c.id).where(jobs.c.state == transition.target)
+            ids if ids is not None else sa.select(jobs.c.id).where(state_is(transition.target))
         )
-        await apply(
-            conn,
-            transition.followers,
-            now,
-            where=jobs.c.linked_job_id.in_(leaders),
-            values={k: v for k, v in sets.items() if k in _FOLLOWED},
-            code=sets.get("last_error_code") or "OK",
-        )
+        if await has_followers(conn, leaders):
+            await apply(
+                conn,
+                transition.followers,
+                now,
+                where=jobs.c.linked_job_id.in_(leaders),
+                values={k: v for k, v in sets.items() if k in _FOLLOWED},
+                code=sets.get("last_error_code") or "OK",
+            )
     return Moved(count, rows)
+
+
+async def has_followers(conn: AsyncConnection, leaders: Any) -> bool:
+    """Does any `linked` job wait for one of `leaders`? One probe of ix_jobs_linked_waiting,
+    usually empty, instead of the followers' event insert and update (and row lock)."""
+    waiting = sa.and_(jobs.c.linked_job_id.in_(leaders), state_is(JobState.LINKED))
+    return bool(await conn.scalar(sa.select(sa.literal(1)).where(waiting).limit(1)))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from runner.store.counts import EventSummary, StoreCounts
 from runner.store.database import create_engine, database_url, display_url, migrate
 from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
-from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply
+from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply, state_is
 from runner.store.models import events, jobs
 
 
@@ -329,7 +329,7 @@ async def claim_in(
     pick = (
         sa.select(jobs.c.id)
         .where(
-            jobs.c.state == JobState.QUEUED,
+            state_is(JobState.QUEUED),  # a literal: matches ix_jobs_claimable on any plan
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
             await store._scope(conn, batch),
         )
