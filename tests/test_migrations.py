@@ -28,6 +28,7 @@ from runner.store.database import (
     migrate,
     migrations_dir,
 )
+from runner.store.lifecycle import declare_partial_indexes
 from runner.store.models import Base
 
 pytestmark = pytest.mark.anyio
@@ -185,6 +186,8 @@ async def test_models_match_the_migrated_schema(db: str) -> None:
     try:
         await migrate(engine)
         async with engine.connect() as conn:
+
+            declare_partial_indexes()
 
             def diff(sync_conn: sa.Connection) -> list[object]:
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})

@@ -49,22 +49,25 @@ jobs.append_constraint(
     )
 )
 
-# claim_next on a busy queue (revision 0006): only claimable jobs are in this index, so a claim
-# never walks the finished ones, however many and however long since the last VACUUM.
-sa.Index(
-    "ix_jobs_claimable",
-    jobs.c.id,
-    postgresql_where=jobs.c.state == JobState.QUEUED.value,
-    sqlite_where=jobs.c.state == JobState.QUEUED.value,
-)
-# Settling a job (revision 0007): only the jobs waiting for another are in this index, so
-# finding a job's followers never depends on the planner's guess about a column of NULLs.
-sa.Index(
-    "ix_jobs_linked_waiting",
-    jobs.c.linked_job_id,
-    postgresql_where=jobs.c.state == JobState.LINKED.value,
-    sqlite_where=jobs.c.state == JobState.LINKED.value,
-)
+PARTIAL_INDEXES = {
+    # claim_next on a busy queue (revision 0006): only claimable jobs are in this index, so a
+    # claim never walks the finished ones, however many and however long since the last VACUUM.
+    "ix_jobs_claimable": (jobs.c.id, JobState.QUEUED),
+    # Settling a job (revision 0007): only the jobs waiting for another are in this index, so
+    # finding a job's followers never depends on the planner's guess about a column of NULLs.
+    "ix_jobs_linked_waiting": (jobs.c.linked_job_id, JobState.LINKED),
+}
+
+
+def declare_partial_indexes() -> None:
+    """Add the partial indexes to the `jobs` table's metadata, for Alembic to compare with
+    the migrations (which create them). Not done on import: SQLAlchemy loads a dialect to
+    check its index options, and a command on a SQLite queue should not load PostgreSQL's."""
+    declared = {index.name for index in jobs.indexes}
+    for name, (column, state) in PARTIAL_INDEXES.items():
+        if name not in declared:
+            only = jobs.c.state == state.value
+            sa.Index(name, column, postgresql_where=only, sqlite_where=only)
 
 
 def state_is(*states: JobState) -> sa.ColumnElement[bool]:
