@@ -70,7 +70,7 @@ def test_the_revisions_are_in_order_and_head_is_the_newest() -> None:
     ]
     assert head_revision() == "0007"
     # The constant read at start-up without loading Alembic is Alembic's head.
-    assert HEAD_REVISION == head_revision()
+    assert head_revision() == HEAD_REVISION
 
 
 async def test_opening_an_empty_database_migrates_it_to_head(db: str) -> None:
@@ -186,7 +186,6 @@ async def test_models_match_the_migrated_schema(db: str) -> None:
     try:
         await migrate(engine)
         async with engine.connect() as conn:
-
             declare_partial_indexes()
 
             def diff(sync_conn: sa.Connection) -> list[object]:

@@ -173,9 +173,7 @@ def test_status_on_a_current_sqlite_queue_loads_no_alembic_nor_postgresql(
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     unwanted = [
         m

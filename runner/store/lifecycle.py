@@ -82,6 +82,7 @@ def state_is(*states: JobState) -> sa.ColumnElement[bool]:
         sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
     )
 
+
 IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
 """A job in these states will still produce a result: new identical rows link to it."""
 
