@@ -72,12 +72,12 @@ async def _fill(store: Store, total: int, done_share: float) -> None:
 async def _explain(store: Store, statement: str, params: Any, *, generic: bool) -> str:
     async with store.transaction() as conn:
         if store.dialect == "sqlite":
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-            return "\n".join(str(r[3]) for r in rows)
+            result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            return "\n".join(str(detail) for *_, detail in result)
         if generic:  # the plan a prepared statement settles on after its first five runs
             await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-        rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", params)
-        return "\n".join(str(r[0]) for r in rows)
+        result = await conn.exec_driver_sql(f"EXPLAIN {statement}", params)
+        return "\n".join(str(line) for line, *_ in result)
 
 
 async def test_claim_and_settle_read_only_claimable_and_waiting_jobs(store: Store) -> None:
