@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from runner.store import JobSelection, Store, move_selected, open_store, retry_failed
+from runner.store import (
+    JobSelection,
+    Store,
+    UnknownBatchError,
+    move_selected,
+    open_store,
+    retry_failed,
+)
+from runner.store.database import create_engine, database_url, migrate
 from runner.store.models import batches
+from runner.store.reports import invalid_rows_of
+from runner.store.runners import list_runners, register
+from runner.store.snapshot import read_status
 from runner.store.submit import submit_manifest
 from tests.store_fixtures import assert_counts_agree, pairs, write_csv
 
@@ -156,7 +167,7 @@ async def test_counts_follow_submit_cancel_retry_and_replace(db: str, tmp_path: 
     assert totals["done"] > 0 and totals["cancelled"] == 2
 
 
-def test_status_on_a_current_sqlite_queue_loads_no_alembic_nor_postgresql(
+def test_status_on_a_current_sqlite_queue_loads_no_database_library(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "queue.db"
@@ -176,10 +187,76 @@ def test_status_on_a_current_sqlite_queue_loads_no_alembic_nor_postgresql(
     done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     unwanted = [
+        m for m in loaded if m.split(".")[0] in ("alembic", "asyncpg", "sqlalchemy", "aiosqlite")
+    ]
+    assert unwanted == []
+    assert '"total": 3' in done.stdout  # and status did its work
+
+
+async def test_status_read_without_sqlalchemy_agrees_with_the_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "queue.db")
+    rows = [*pairs(6), ["bad", "not a url", "https://img.test/c.jpg", "Sweater"]]
+    async with await open_store(db) as store:
+        await submit_manifest(store, write_csv(tmp_path / "m.csv", rows), skip_invalid=True)
+        await register(store, "host-a:1", pid=1, host="elsewhere")
+        claimed = await store.claim_next(NOW, worker="host-a:1")
+        assert claimed is not None
+        stale = timedelta(seconds=30)
+        expected = (
+            await store.counts(),
+            *(await invalid_rows_of(store, None, limit=20)),
+            await list_runners(store, stale),
+        )
+        only_m = await store.counts("m")
+    seen = read_status(Path(db), None, invalid_limit=20, stale_after=stale)
+    assert seen is not None
+    assert (seen.counts, seen.invalid, seen.invalid_counts, seen.runners) == expected
+    assert seen.invalid and seen.runners and seen.runners[0].in_flight == 1
+    one = read_status(Path(db), "m", invalid_limit=20, stale_after=stale)
+    assert one is not None and one.counts == only_m
+    with pytest.raises(UnknownBatchError):
+        read_status(Path(db), "nope", invalid_limit=20, stale_after=stale)
+
+
+async def test_a_queue_behind_head_is_not_read_around_the_migrations(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    engine = create_engine(database_url(str(db)))
+    try:
+        await migrate(engine, "0006")
+    finally:
+        await engine.dispose()
+    assert read_status(db, None, invalid_limit=20, stale_after=timedelta(seconds=30)) is None
+
+
+@pytest.mark.parametrize(
+    "command", [["export", "--output", "x.csv"], ["report", "--output", "r.html"]]
+)
+def test_reading_commands_on_a_current_sqlite_queue_load_no_alembic_nor_postgresql(
+    tmp_path: Path, command: list[str]
+) -> None:
+    db = tmp_path / "queue.db"
+    write_csv(tmp_path / "m.csv", pairs(3))
+    subprocess.run(
+        [sys.executable, "-m", "runner", "submit", str(tmp_path / "m.csv"), "--db", str(db)],
+        check=True,
+        capture_output=True,
+    )
+    argv = ["changeclothes", *command, "--db", str(db)]
+    probe = (
+        "import json, sys\n"
+        "from runner.cli import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    unwanted = [
         m
         for m in loaded
         if m.split(".")[0] in ("alembic", "asyncpg")
         or m.startswith("sqlalchemy.dialects.postgresql")
     ]
     assert unwanted == []
-    assert '"total": 3' in done.stdout  # and status did its work

@@ -17,13 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import runner
 from runner.store.errors import MigrationError
+from runner.store.head import HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
-
-HEAD_REVISION = "0007"
-"""The newest migration this version ships (tests/test_migrations.py checks it is Alembic's
-head): compared with the database's own revision without loading Alembic."""
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 """How long a writer waits for another process's write transaction before giving up."""

@@ -28,19 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.store.errors import JobStateError
 from runner.store.models import UTCDateTime, events, jobs
-
-
-class JobState(enum.StrEnum):
-    """Where a job is in its life, in the order `status` and the report show them."""
-
-    QUEUED = "queued"  # waiting for an API slot (maybe not before `not_before`)
-    SUBMITTING = "submitting"  # claimed by a worker; the API call is in flight
-    GENERATED = "generated"  # the API returned a result URL; the download is pending
-    LINKED = "linked"  # waits for an identical job in flight elsewhere; follows its outcome
-    DONE = "done"  # the image is on disk (or copied from an identical finished job)
-    FAILED = "failed"  # given up on, with the last error code and message
-    CANCELLED = "cancelled"  # a user gave up on it: it never runs, and `run` ignores it
-
+from runner.store.states import FAILED_STATES as FAILED_STATES
+from runner.store.states import FINAL_STATES as FINAL_STATES
+from runner.store.states import IN_FLIGHT_STATES as IN_FLIGHT_STATES
+from runner.store.states import WORK_STATES as WORK_STATES
+from runner.store.states import JobState
 
 # The database refuses any other state; a migration changes the check with the enum.
 jobs.append_constraint(
@@ -81,18 +73,6 @@ def state_is(*states: JobState) -> sa.ColumnElement[bool]:
     return jobs.c.state.in_(
         sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
     )
-
-
-IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
-"""A job in these states will still produce a result: new identical rows link to it."""
-
-WORK_STATES = IN_FLIGHT_STATES | {JobState.LINKED}
-"""Not finished yet: a run goes on while a job of its scope is in one of these."""
-
-FAILED_STATES = frozenset({JobState.FAILED})
-"""A job here makes `run` exit 1."""
-
-FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED})
 
 
 class EventKind(enum.StrEnum):

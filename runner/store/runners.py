@@ -15,7 +15,6 @@ clocks differ still agree on who is stale; SQLite is one host, one clock.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +26,7 @@ from runner.store.base import JOB_COLUMNS, StoreBase
 from runner.store.jobs import Job
 from runner.store.lifecycle import JobState, apply
 from runner.store.models import jobs, leases, runners
+from runner.store.views import RunnerInfo, pid_alive, this_host
 
 STALE_AFTER = timedelta(seconds=60)
 """A runner whose heartbeat is older than this is dead (`--stale-after`)."""
@@ -44,20 +44,6 @@ class DeclaredDead(Exception):
         )
 
 
-@dataclass(frozen=True)
-class RunnerInfo:
-    """One registered runner, as `status` and `account show` list it."""
-
-    id: str
-    host: str
-    pid: int
-    started: datetime
-    heartbeat: datetime
-    stale: bool
-    in_flight: int  # jobs it has claimed: calls in flight and results to download
-    leases: int
-
-
 @dataclass
 class Reaped:
     """What taking back the jobs of dead runners did."""
@@ -69,20 +55,6 @@ class Reaped:
 
     def counts(self) -> dict[str, int]:
         return {"recovered": self.recovered, "expired": self.expired}
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 async def db_clock(conn: AsyncConnection) -> datetime:
