@@ -39,10 +39,7 @@ FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 PG_ENV = "CHANGECLOTHES_BENCH_PG"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
-JOB_COLUMNS = (
-    "batch_id, external_id, model_url, clothes_url, clothes_type, options, dedupe_key, "
-    "state, attempts, regenerations, created_at, updated_at"
-)
+JOB_COLUMNS = common.BULK_JOB_COLUMNS
 
 
 def pg_base() -> str | None:
@@ -65,24 +62,7 @@ def upgrade(db: str, env: dict[str, str]) -> None:
 def build_sqlite(path: Path, size: int, images_url: str, env: dict[str, str]) -> str:
     common.remove_db(path)
     upgrade(str(path), env)
-    done = int(size * DONE_SHARE)
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        stamp = "2026-12-01 00:00:00.000000"
-        batch = conn.execute(
-            "INSERT INTO batches (name, source_path, content_sha256, submitted_at, options) "
-            "VALUES ('scale', 'bulk', ?, ?, '{}')",
-            ("0" * 64, stamp),
-        ).lastrowid
-        conn.execute(
-            f"WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < {size - 1})"
-            f" INSERT INTO jobs ({JOB_COLUMNS}) SELECT {batch}, printf('job-%07d', i),"
-            f" '{images_url}model-0' || (i % 6 + 1) || '.jpg?row=' || i,"
-            f" '{images_url}clothes-' || printf('%02d', i % 12 + 1) || '.jpg', 'Dress', '{{}}',"
-            f" printf('%064d', i), CASE WHEN i < {done} THEN 'done' ELSE 'queued' END, 0, 0,"
-            f" '{stamp}', '{stamp}' FROM r"
-        )
-        conn.commit()
-        conn.execute("ANALYZE")
+    common.bulk_sqlite_jobs(path, size, images_url, DONE_SHARE)
     return str(path)
 
 
