@@ -6,6 +6,7 @@ and `status` on an up-to-date SQLite queue loads neither Alembic nor PostgreSQL'
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from runner.store.reports import invalid_rows_of
 from runner.store.runners import list_runners, register
 from runner.store.snapshot import read_status
 from runner.store.submit import submit_manifest
-from tests.store_fixtures import assert_counts_agree, pairs, write_csv
+from tests.store_fixtures import assert_counts_agree, database_for, pairs, write_csv
 
 pytestmark = pytest.mark.anyio
 
@@ -260,3 +261,40 @@ def test_reading_commands_on_a_current_sqlite_queue_load_no_alembic_nor_postgres
         or m.startswith("sqlalchemy.dialects.postgresql")
     ]
     assert unwanted == []
+
+
+@pytest.mark.pg
+async def test_postgresql_claims_do_not_step_over_dead_index_entries(tmp_path: Path) -> None:
+    """Finished jobs leave dead entries in the claimable index until VACUUM; after the first
+    claim, the next ones start at the claim floor and read a handful of index pages."""
+    async with database_for("postgresql", tmp_path) as db, await open_store(db) as store:
+        await _fill(store, BIG, 0.9)
+        ran: list[tuple[str, Any]] = []
+
+        def grab(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _m: bool) -> None:
+            if statement.startswith("UPDATE jobs") and "LIMIT" in statement:
+                ran.append((statement, params))
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", grab)
+        for _ in range(3):
+            assert await store.claim_next(NOW, worker="w") is not None
+        event.remove(store.engine.sync_engine, "before_cursor_execute", grab)
+        pages = [await _pages_read(store, statement, params) for statement, params in ran]
+    first, *later = pages
+    assert first > 100, f"the first claim looks from the oldest job: {pages}"
+    assert max(later) < 60, f"later claims start at the floor: {pages}"
+
+
+async def _pages_read(store: Store, statement: str, params: Any) -> int:
+    """Buffers the statement touched, run under EXPLAIN ANALYZE and rolled back."""
+    async with store.engine.connect() as conn:
+        transaction = await conn.begin()
+        result = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params)
+        lines = [str(line) for line, *_ in result]
+        await transaction.rollback()
+    touched = [
+        sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", line))
+        for line in lines
+        if "Buffers:" in line
+    ]
+    return max(touched)

@@ -85,5 +85,3 @@ def show(as_json: bool, stale_after: float, db: str) -> None:
         click.echo(f"  {h.runner_id}  {h.job or '-'}  since {_ago(h.taken_at)}")
     for line in runner_lines(runners):
         click.echo(line)
-
-

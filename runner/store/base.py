@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner.store import database
+from runner.store.claim_floor import ClaimFloor
 from runner.store.errors import StoreUnavailable, UnknownBatchError
 from runner.store.jobs import Job
 from runner.store.lifecycle import JobState
@@ -39,6 +40,7 @@ class StoreBase:
         self._batch_ids: dict[str, int] = {}
         self._write_lock: anyio.Lock | None = None  # SQLite: this process's writers queue here
         self._wrote = False  # SQLite: a write transaction ran, so `close` runs PRAGMA optimize
+        self.claim_floor = ClaimFloor(enabled=self.dialect == "postgresql")
 
     @property
     def url_for_display(self) -> str:

@@ -161,6 +161,8 @@ async def reap(
         reaped.expired = (
             await apply(conn, "expire", job_now, where=expired, worker=runner_id)
         ).count
+        if reaped.recovered or reaped.expired:  # back in the queue: claims look from the oldest
+            store.claim_floor.requeued(0)
         adopted = await apply(
             conn,
             "adopt",
