@@ -138,7 +138,7 @@ def table(results: dict[str, dict[str, Any] | str]) -> list[str]:
     if isinstance(b5, dict):
         sizes = b5["sizes"]
         for backend, label in (
-            ("sqlite", "SQLite after ANALYZE"),
+            ("sqlite", "SQLite, all queued, after ANALYZE"),
             ("postgresql", "PostgreSQL, 90 % done, not vacuumed"),
         ):
             side = b5.get(backend)
@@ -257,7 +257,7 @@ def render(results: dict[str, dict[str, Any] | str], quick: bool, seconds: float
         "  all in one transaction.",
         "- B4: `status` reads a SQLite queue at the current schema with the standard library:",
         "  counts from the counts table (kept by triggers), no SQLAlchemy loaded.",
-        "- B5: queues built with bulk SQL, 90 % of the jobs done; each size runs twice",
+        "- B5: queues built with bulk SQL; each size runs twice",
         "  (smallest to largest and back) and the rates are over both runs, in-run.",
         "",
         "## Details",

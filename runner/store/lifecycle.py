@@ -25,6 +25,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from runner.store.errors import JobStateError
 from runner.store.models import UTCDateTime, events, jobs
@@ -62,17 +65,46 @@ def declare_partial_indexes() -> None:
             sa.Index(name, column, postgresql_where=only, sqlite_where=only)
 
 
+RARE_STATES = frozenset({JobState.SUBMITTING, JobState.GENERATED})
+"""States only the calls and downloads in flight are in: a few hundred jobs at most."""
+
+
 def state_is(*states: JobState) -> sa.ColumnElement[bool]:
     """`jobs.state` in `states`, written into the SQL as literals rather than bound: a
     planner can then match the partial indexes above by their WHERE clause (SQLite never
     matches `state IN (?)`; PostgreSQL's generic plans match no parameter), whatever its
-    statistics say."""
+    statistics say. For the in-flight states SQLite is also told that few jobs are in
+    them: its statistics keep one average per index column, and on a queue where every job
+    is queued they say each state holds them all, so it would scan the table instead."""
     values = sorted(s.value for s in states)
     if len(values) == 1:
-        return jobs.c.state == sa.literal(values[0], sa.String, literal_execute=True)
-    return jobs.c.state.in_(
-        sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
-    )
+        condition = jobs.c.state == sa.literal(values[0], sa.String, literal_execute=True)
+    else:
+        condition = jobs.c.state.in_(
+            sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
+        )
+    return Rare(condition) if set(states) <= RARE_STATES else condition
+
+
+class Rare(FunctionElement[bool]):
+    """A condition few rows meet: `unlikely(...)` on SQLite (a hint its planner takes
+    instead of its statistics), the condition alone elsewhere (PostgreSQL's statistics
+    know each state's share)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "unlikely"
+    _is_implicitly_boolean = True  # a condition as it is, not compared with 1
+
+
+@compiles(Rare)
+def _rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))
+
+
+@compiles(Rare, "sqlite")
+def _rare_sqlite(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"unlikely({compiler.process(next(iter(element.clauses)), **kw)})"
 
 
 class EventKind(enum.StrEnum):

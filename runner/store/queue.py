@@ -370,7 +370,9 @@ async def _claim_from(
     )
     if floor:  # see runner.store.claim_floor
         pick = pick.where(jobs.c.id >= floor)
-    if store.dialect != "sqlite":
+    if store.dialect == "sqlite":  # whatever its statistics say (see database.create_engine)
+        pick = pick.with_hint(jobs, "INDEXED BY ix_jobs_claimable", "sqlite")
+    else:
         pick = pick.with_for_update(skip_locked=True)
     return await apply(
         conn,

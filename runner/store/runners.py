@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runner.clock import utcnow
 from runner.store.base import JOB_COLUMNS, StoreBase
 from runner.store.jobs import Job
-from runner.store.lifecycle import JobState, apply
+from runner.store.lifecycle import JobState, apply, state_is
 from runner.store.models import jobs, leases, runners
 from runner.store.views import RunnerInfo, pid_alive, this_host
 
@@ -90,7 +90,7 @@ async def register(
             sa.update(jobs)
             .where(
                 jobs.c.claimed_by == runner_id,
-                jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED]),
+                state_is(JobState.SUBMITTING, JobState.GENERATED),
             )
             .values(claimed_by=None)
         )
@@ -153,7 +153,7 @@ async def reap(
         )
         recovered = await apply(conn, "recover", job_now, where=orphan, worker=runner_id)
         reaped.recovered = recovered.count
-        orphan_result = sa.and_(jobs.c.state == JobState.GENERATED, orphan)
+        orphan_result = sa.and_(state_is(JobState.GENERATED), orphan)
         expired = sa.and_(
             orphan_result,
             sa.or_(jobs.c.result_expires_at.is_(None), jobs.c.result_expires_at <= job_now),
@@ -181,7 +181,7 @@ async def list_runners(store: StoreBase, stale_after: timedelta = STALE_AFTER) -
         sa.select(sa.func.count())
         .where(
             jobs.c.claimed_by == runners.c.id,
-            jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED]),
+            state_is(JobState.SUBMITTING, JobState.GENERATED),
         )
         .scalar_subquery()
     )

@@ -99,7 +99,7 @@ def _runners(conn: sqlite3.Connection, stale_after: timedelta) -> list[RunnerInf
     rows = conn.execute(
         "SELECT r.id, r.host, r.pid, r.started, r.heartbeat, "
         "(SELECT count(*) FROM jobs j WHERE j.claimed_by = r.id "
-        " AND j.state IN ('submitting', 'generated')), "
+        " AND unlikely(j.state IN ('submitting', 'generated'))), "  # see lifecycle.state_is
         "(SELECT count(*) FROM leases l WHERE l.runner_id = r.id) "
         "FROM runners r ORDER BY r.started, r.id"
     ).fetchall()
