@@ -284,6 +284,7 @@ async def test_postgresql_claims_do_not_step_over_dead_index_entries(tmp_path: P
             if statement.startswith("UPDATE jobs") and "LIMIT" in statement:
                 ran.append((statement, params))
 
+        store.runner = "w"  # a run's store: its claims use the floor
         event.listen(store.engine.sync_engine, "before_cursor_execute", grab)
         for _ in range(3):
             assert await store.claim_next(NOW, worker="w") is not None

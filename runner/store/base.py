@@ -33,6 +33,11 @@ JOB_COLUMNS = tuple(jobs.c)
 class StoreBase:
     """Connections, transactions and batch names; the queue's queries build on it."""
 
+    runner: str | None = None
+    """The runner this store acts for (set by the scheduler): then the transitions of `Store`
+    move only jobs claimed by it, so a runner declared dead records nothing for jobs now
+    others'; and its claims on PostgreSQL start at the claim floor (runner.store.claim_floor)."""
+
     def __init__(self, engine: AsyncEngine, url: URL) -> None:
         self.engine = engine
         self.url = url

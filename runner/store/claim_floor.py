@@ -9,7 +9,8 @@ would step over hundreds of thousands of them (20 ms a claim, where a vacuumed i
 `TTL` seconds, whenever nothing is found above the floor, and a floor lowered by every job
 this store puts back in the queue keep the order "oldest due job first", give or take a job
 that another process put back below the floor within the last `TTL` seconds. SQLite deletes
-index entries at once: there the floor stays at 0.
+index entries at once: there the floor stays at 0; so it does for a store that acts for no
+runner (`retry`, `cancel` and other commands claim nothing, and tests see the exact order).
 """
 
 from __future__ import annotations

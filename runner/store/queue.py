@@ -40,10 +40,6 @@ class Store(StoreCounts):
 
     # -- the scheduler's transitions ---------------------------------------------------------
 
-    runner: str | None = None
-    """The runner this store acts for (set by the scheduler): then the transitions below move
-    only jobs claimed by it, so a runner declared dead records nothing for jobs now others'."""
-
     async def claim_next(self, now: datetime, worker: str, batch: str | None = None) -> Job | None:
         """Take the oldest due `queued` job: it becomes `submitting`, claimed by `worker`.
 
@@ -339,7 +335,7 @@ async def claim_in(
     store's claim floor (runner.store.claim_floor), so that it does not step over the dead
     entries finished jobs leave in that index until the next VACUUM.
     """
-    floor = store.claim_floor.lowest()
+    floor = store.claim_floor.lowest() if store.runner is not None else 0  # a run's claims
     claimed = await _claim_from(store, conn, now, worker, batch, floor)
     if not claimed and floor:  # nothing due above the floor: look from the oldest
         floor = 0
