@@ -19,6 +19,7 @@ import os
 import platform
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -493,3 +494,35 @@ def big_manifest(rows: int) -> Path:
 def remove_db(db: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+# -- big queues built with bulk SQL (B4, B5): submit's speed is B3's business ----------------
+
+BULK_JOB_COLUMNS = (
+    "batch_id, external_id, model_url, clothes_url, clothes_type, options, dedupe_key, "
+    "state, attempts, regenerations, created_at, updated_at"
+)
+
+
+def bulk_sqlite_jobs(path: Path, size: int, images_url: str, done_share: float) -> None:
+    """Add one batch of `size` jobs over the fake's sample images to the SQLite queue at
+    `path` (its schema made by `changeclothes db upgrade`), the first `done_share` of them
+    done, in one INSERT ... SELECT; then ANALYZE, as `PRAGMA optimize` would."""
+    done = int(size * done_share)
+    stamp = "2026-12-01 00:00:00.000000"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        batch = conn.execute(
+            "INSERT INTO batches (name, source_path, content_sha256, submitted_at, options) "
+            "VALUES (?, 'bulk', ?, ?, '{}')",
+            (f"bulk-{size}", "0" * 64, stamp),
+        ).lastrowid
+        conn.execute(
+            f"WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < {size - 1})"
+            f" INSERT INTO jobs ({BULK_JOB_COLUMNS}) SELECT {batch}, printf('job-%07d', i),"
+            f" '{images_url}model-0' || (i % 6 + 1) || '.jpg?row=' || i,"
+            f" '{images_url}clothes-' || printf('%02d', i % 12 + 1) || '.jpg', 'Dress', '{{}}',"
+            f" printf('%064d', i), CASE WHEN i < {done} THEN 'done' ELSE 'queued' END, 0, 0,"
+            f" '{stamp}', '{stamp}' FROM r"
+        )
+        conn.commit()
+        conn.execute("ANALYZE")

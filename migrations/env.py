@@ -16,9 +16,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from runner.store.database import create_engine, database_url
+from runner.store.lifecycle import declare_partial_indexes
 from runner.store.models import Base
 
 config = context.config
+declare_partial_indexes()
 target_metadata = Base.metadata
 
 if config.config_file_name is not None and "connection" not in config.attributes:

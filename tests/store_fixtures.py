@@ -115,3 +115,29 @@ async def job_rows(store: Store, batch: str | None = None) -> list[Any]:
         query = query.where(batches.c.name == batch)
     async with store.transaction() as conn:
         return list((await conn.execute(query)).mappings().all())
+
+
+async def counts_by_group_by(store: Store) -> dict[str, dict[str, int]]:
+    """Jobs per batch and state counted the slow way, over every job (what the counts table,
+    kept by triggers, must always agree with)."""
+    from runner.store.lifecycle import JobState
+    from runner.store.models import batches, jobs
+
+    query = (
+        sa.select(batches.c.name, jobs.c.state, sa.func.count())
+        .select_from(batches.outerjoin(jobs))
+        .group_by(batches.c.name, jobs.c.state)
+    )
+    result: dict[str, dict[str, int]] = {}
+    async with store.transaction() as conn:
+        for name, state, n in await conn.execute(query):
+            per = result.setdefault(name, {str(s): 0 for s in JobState})
+            if state is not None:
+                per[state] = int(n)
+    return result
+
+
+async def assert_counts_agree(db: str) -> None:
+    """`status`'s counts (the counts table) are exactly a GROUP BY over the jobs."""
+    async with await open_store(db) as store:
+        assert await store.counts() == await counts_by_group_by(store)

@@ -16,7 +16,7 @@ from runner.scheduler.policy import RetryPolicy
 from runner.store import EventKind, JobSelection, JobState, move_selected, open_store
 from runner.store.models import events, jobs
 from tests.run_support import run, submit, write_manifest
-from tests.store_fixtures import BACKENDS, database_for
+from tests.store_fixtures import BACKENDS, assert_counts_agree, database_for
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +57,7 @@ async def test_events_agree_with_job_states(backend: str, tmp_path: Path) -> Non
         )
         paid_by_server = server.stats()["calls"].get("OK", 0)
         job_rows, event_rows = await _rows(db)
+        await assert_counts_agree(db)
 
     by_job: dict[int, Counter[tuple[str, str | None]]] = {j["id"]: Counter() for j in job_rows}
     for e in event_rows:

@@ -18,6 +18,7 @@ from PIL import Image
 from runner.fake import FakeServer, serve_fake
 from runner.store import open_store
 from tests.run_support import all_jobs, submit, write_manifest
+from tests.store_fixtures import assert_counts_agree
 from tests.subprocess_support import (
     calls_arrived,
     jobs_done,
@@ -83,6 +84,7 @@ async def test_sigkill_at_random_moments_then_rerun_finishes_everything(
     finally:
         await store.close()
     assert summary.paid_calls == count
+    await assert_counts_agree(db)  # killed mid-transaction: the counts moved with the jobs
     served = {d["sha256"] for d in stats["downloads"]}
     for job in jobs:
         path = Path(job["output_path"])

@@ -10,7 +10,7 @@ import pytest
 from runner.fake import serve_fake
 from runner.scheduler.run import RunResult
 from tests.run_support import all_jobs, run, submit, write_manifest
-from tests.store_fixtures import fresh_pg_database
+from tests.store_fixtures import assert_counts_agree, fresh_pg_database
 
 pytestmark = [pytest.mark.anyio, pytest.mark.pg]
 
@@ -28,6 +28,7 @@ async def test_two_runners_share_one_postgresql_queue(tmp_path: Path) -> None:
             tg.start_soon(one, "host-b")
         stats = srv.stats()
         jobs = await all_jobs(db)
+        await assert_counts_agree(db)  # kept by both runners' transactions at once
     assert [r.exit_code for r in results.values()] == [0, 0]
     assert [j["state"] for j in jobs] == ["done"] * 30
     assert stats["calls"] == {"OK": 30}, "a job was paid for twice"

@@ -4,17 +4,18 @@ runner of the queue, and who holds its slots."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import click
 
 from runner.cli.main import cli
 from runner.cli.options import db_option, stale_after_option
+from runner.cli.runner_view import _ago, runner_lines, runners_json
 from runner.cli.store import _require_existing, run_store
 from runner.store import leases as account
 from runner.store import open_store
-from runner.store.runners import RunnerInfo, list_runners
+from runner.store.runners import list_runners
+from runner.store.views import RunnerInfo
 
 
 @cli.group("account")
@@ -84,45 +85,3 @@ def show(as_json: bool, stale_after: float, db: str) -> None:
         click.echo(f"  {h.runner_id}  {h.job or '-'}  since {_ago(h.taken_at)}")
     for line in runner_lines(runners):
         click.echo(line)
-
-
-def runners_json(runners: list[RunnerInfo]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": r.id,
-            "host": r.host,
-            "pid": r.pid,
-            "since": r.started.isoformat(),
-            "heartbeat": r.heartbeat.isoformat(),
-            "alive": not r.stale,
-            "jobs_in_flight": r.in_flight,
-            "leases": r.leases,
-        }
-        for r in runners
-    ]
-
-
-def runner_lines(runners: list[RunnerInfo]) -> list[str]:
-    """Live runners, then stale ones (whose jobs the next runner to look takes back)."""
-    if not runners:
-        return ["Runners: none running."]
-    lines = []
-    for stale, title in ((False, "Runners"), (True, "Stale runners (taken over at the next beat)")):
-        chosen = [r for r in runners if r.stale is stale]
-        if chosen:
-            lines.append(f"{title}:")
-            lines.extend(
-                f"  {r.host} pid {r.pid}  since {_ago(r.started)}  heartbeat {_ago(r.heartbeat)}"
-                f"  jobs in flight {r.in_flight}  leases {r.leases}"
-                for r in chosen
-            )
-    return lines
-
-
-def _ago(moment: datetime) -> str:
-    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min ago"
-    return f"{minutes} min {secs} s ago" if minutes else f"{secs} s ago"

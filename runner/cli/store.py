@@ -8,18 +8,23 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
 import click
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 
 from runner.cli.main import cli
 from runner.cli.options import db_option, stale_after_option
-from runner.store import JobState, StoreError, open_store
-from runner.store.database import database_url, display_url, head_revision
-from runner.store.reports import InvalidRow, invalid_rows_of
+from runner.cli.runner_view import runner_lines, runners_json
+from runner.store.errors import StoreError
+from runner.store.head import HEAD_REVISION
+from runner.store.states import JobState
+from runner.store.views import InvalidRow, RunnerInfo
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+# This module is `status`'s: on a SQLite queue at head it reads through the standard library
+# (runner.store.snapshot), so SQLAlchemy and the store are imported only where needed.
 
 EXIT_USAGE = 2
 INVALID_SHOWN = 20  # invalid rows `status` lists; the export has them all
@@ -33,6 +38,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def run_store(fn: Callable[[], Awaitable[T]]) -> T:
     """Run an async command body; a database that can't be opened or used exits 2."""
+    import anyio
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return anyio.run(fn)
     except StoreError as exc:
@@ -45,6 +53,8 @@ def run_store(fn: Callable[[], Awaitable[T]]) -> T:
 def check_db_url(db: str) -> URL:
     """The --db value as a URL; a malformed one is a usage error that names --db (and only
     this check does: a ValueError from elsewhere is not blamed on --db)."""
+    from runner.store.database import database_url
+
     try:
         return database_url(db)
     except ValueError as exc:  # ArgumentError is a ValueError too
@@ -53,9 +63,17 @@ def check_db_url(db: str) -> URL:
 
 def _require_existing(db: str) -> None:
     """Commands that only read must not create an empty SQLite file by mistake."""
+    if "://" not in db:  # a path: no need to parse a URL
+        _require_file(Path(db).expanduser().absolute())
+        return
     url = check_db_url(db)
-    if url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
-        fail(f"no queue database at {url.database}; submit a manifest first (or check --db)")
+    if url.get_backend_name() == "sqlite":
+        _require_file(Path(str(url.database)))
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        fail(f"no queue database at {path}; submit a manifest first (or check --db)")
 
 
 @cli.group("db")
@@ -71,6 +89,9 @@ def db_upgrade(db: str) -> None:
     Every command that opens the database does this by itself; this is for operators who
     want to migrate ahead of time, e.g. a shared PostgreSQL queue before a rollout.
     """
+
+    from runner.store import open_store
+    from runner.store.database import database_url, display_url
 
     async def go() -> tuple[str | None, str | None]:
         async with await open_store(db, migrate_schema=False) as store:
@@ -92,13 +113,14 @@ def db_upgrade(db: str) -> None:
 def db_current(db: str) -> None:
     """Print the queue database's schema revision and whether it is the newest."""
     _require_existing(db)
+    from runner.store import open_store
 
     async def go() -> str | None:
         async with await open_store(db, migrate_schema=False) as store:
             return await store.revision()
 
     revision = run_store(go)
-    head = head_revision()
+    head = HEAD_REVISION
     if revision is None:
         click.echo("none (empty database; any command will create the schema)")
     elif revision == head:
@@ -120,21 +142,8 @@ def status(batch: str | None, as_json: bool, stale_after: float, db: str) -> Non
     Runners: live ones (host, pid, since, jobs in flight, API leases held), then stale ones.
     Exits 2 when there is no queue database.
     """
-    from runner.cli.account import runner_lines, runners_json
-    from runner.store.runners import RunnerInfo, list_runners
-
     _require_existing(db)
-
-    async def go() -> tuple[
-        dict[str, dict[str, int]], list[InvalidRow], dict[str, int], list[RunnerInfo]
-    ]:
-        async with await open_store(db) as store:
-            counts = await store.counts(batch)
-            invalid, invalid_counts = await invalid_rows_of(store, batch, limit=INVALID_SHOWN)
-            runners = await list_runners(store, timedelta(seconds=stale_after))
-            return counts, invalid, invalid_counts, runners
-
-    statuses, invalid, invalid_counts, runners = run_store(go)
+    statuses, invalid, invalid_counts, runners = _read_status(db, batch, stale_after)
     if as_json:
         document = status_json(statuses)
         document["invalid_rows"] = [dataclasses.asdict(row) for row in invalid]
@@ -149,6 +158,41 @@ def status(batch: str | None, as_json: bool, stale_after: float, db: str) -> Non
     if runners:
         for line in runner_lines(runners):
             click.echo(line)
+
+
+def _read_status(
+    db: str, batch: str | None, stale_after: float
+) -> tuple[dict[str, dict[str, int]], list[InvalidRow], dict[str, int], list[RunnerInfo]]:
+    """Counts, invalid rows and runners: a SQLite file at head is read with the standard
+    library (no SQLAlchemy to load), anything else through the store (which migrates)."""
+    if "://" not in db:
+        from runner.store.snapshot import read_status
+
+        try:
+            seen = read_status(
+                Path(db).expanduser(),
+                batch,
+                invalid_limit=INVALID_SHOWN,
+                stale_after=timedelta(seconds=stale_after),
+            )
+        except StoreError as exc:
+            fail(str(exc))
+        if seen is not None:
+            return seen.counts, seen.invalid, seen.invalid_counts, seen.runners
+    from runner.store import open_store
+    from runner.store.reports import invalid_rows_of
+    from runner.store.runners import list_runners
+
+    async def go() -> tuple[
+        dict[str, dict[str, int]], list[InvalidRow], dict[str, int], list[RunnerInfo]
+    ]:
+        async with await open_store(db) as store:
+            counts = await store.counts(batch)
+            invalid, invalid_counts = await invalid_rows_of(store, batch, limit=INVALID_SHOWN)
+            runners = await list_runners(store, timedelta(seconds=stale_after))
+            return counts, invalid, invalid_counts, runners
+
+    return run_store(go)
 
 
 def _print_invalid(invalid: list[InvalidRow], counts: dict[str, int]) -> None:

@@ -8,6 +8,7 @@ claims lock rows with FOR UPDATE SKIP LOCKED, so several hosts can share one que
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -15,10 +16,11 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, RowMapping
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner.store import database
+from runner.store.claim_floor import ClaimFloor
 from runner.store.errors import StoreUnavailable, UnknownBatchError
 from runner.store.jobs import Job
 from runner.store.lifecycle import JobState
@@ -31,12 +33,19 @@ JOB_COLUMNS = tuple(jobs.c)
 class StoreBase:
     """Connections, transactions and batch names; the queue's queries build on it."""
 
+    runner: str | None = None
+    """The runner this store acts for (set by the scheduler): then the transitions of `Store`
+    move only jobs claimed by it, so a runner declared dead records nothing for jobs now
+    others'; and its claims on PostgreSQL start at the claim floor (runner.store.claim_floor)."""
+
     def __init__(self, engine: AsyncEngine, url: URL) -> None:
         self.engine = engine
         self.url = url
         self._batch_names: dict[int, str] = {}
         self._batch_ids: dict[str, int] = {}
         self._write_lock: anyio.Lock | None = None  # SQLite: this process's writers queue here
+        self._wrote = False  # SQLite: a write transaction ran, so `close` runs PRAGMA optimize
+        self.claim_floor = ClaimFloor(enabled=self.dialect == "postgresql")
 
     @property
     def url_for_display(self) -> str:
@@ -49,7 +58,21 @@ class StoreBase:
         return self.url.get_backend_name()
 
     async def close(self) -> None:
+        if self._wrote and self.dialect == "sqlite":
+            await self._optimize()
         await self.engine.dispose()
+
+    async def _optimize(self) -> None:
+        """SQLite's advice for every connection that wrote: `PRAGMA optimize` before closing
+        refreshes the planner's statistics where they went stale (bounded by analysis_limit,
+        and skipped rather than waited for when another process holds the write lock)."""
+        with contextlib.suppress(SQLAlchemyError), anyio.CancelScope(shield=True):
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA busy_timeout = 200")
+                await conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+                await conn.exec_driver_sql("PRAGMA optimize")
+                await conn.commit()
+                await conn.invalidate()  # its busy timeout is not the pool's
 
     async def __aenter__(self) -> Any:
         return self
@@ -97,6 +120,7 @@ class StoreBase:
     ) -> AsyncIterator[AsyncConnection]:
         async with AsyncExitStack() as stack:
             if immediate and self.dialect == "sqlite":
+                self._wrote = True
                 if self._write_lock is None:
                     self._write_lock = anyio.Lock()
                 await stack.enter_async_context(self._write_lock)

@@ -1,5 +1,8 @@
 """Counting the queue: jobs per batch and state (status, the progress line, the exit code)
-and the events table's totals (the end-of-run summary)."""
+and the events table's totals (the end-of-run summary).
+
+Jobs per batch and state come from `job_counts`, which triggers keep in step with `jobs`
+(revision 0007): a read sums a few rows, however many jobs the queue holds."""
 
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ import sqlalchemy as sa
 
 from runner.store.base import StoreBase
 from runner.store.lifecycle import EventKind, JobState
-from runner.store.models import batches, events, jobs
+from runner.store.models import batches, events, job_counts
+
+FOLD_AFTER = 2000
+"""PostgreSQL: fold `job_counts` into one row per batch and state once it holds this many
+rows more than that (each statement that moves jobs appends its own)."""
 
 
 @dataclass(frozen=True)
@@ -38,18 +45,43 @@ class StoreCounts(StoreBase):
         """{batch name: {state: jobs}} with every state present, batches in submission order."""
         async with self.transaction() as conn:
             query = sa.select(batches.c.id, batches.c.name).order_by(batches.c.id)
-            per_state = sa.select(jobs.c.batch_id, jobs.c.state, sa.func.count()).group_by(
-                jobs.c.batch_id, jobs.c.state
-            )
+            per_state = sa.select(
+                job_counts.c.batch_id,
+                job_counts.c.state,
+                sa.func.sum(job_counts.c.n),
+                sa.func.count(),
+            ).group_by(job_counts.c.batch_id, job_counts.c.state)
             if batch is not None:
                 bid = await self.batch_id(conn, batch)
                 query = query.where(batches.c.id == bid)
-                per_state = per_state.where(jobs.c.batch_id == bid)
+                per_state = per_state.where(job_counts.c.batch_id == bid)
             names = {r.id: r.name for r in await conn.execute(query)}
             result = {name: dict.fromkeys(JobState, 0) for name in names.values()}
-            for batch_id, state, n in await conn.execute(per_state):
-                result[names[batch_id]][JobState(state)] = int(n)
-            return {name: {str(s): n for s, n in states.items()} for name, states in result.items()}
+            rows = 0
+            for batch_id, state, n, parts in await conn.execute(per_state):
+                rows += int(parts)
+                if batch_id in names:
+                    result[names[batch_id]][JobState(state)] = int(n)
+        if self.dialect == "postgresql" and rows > FOLD_AFTER + len(JobState) * len(names):
+            await self.fold_counts()
+        return {name: {str(s): n for s, n in states.items()} for name, states in result.items()}
+
+    async def fold_counts(self) -> None:
+        """PostgreSQL: replace the rows of `job_counts` by their sums, one per batch and state.
+
+        Safe beside writers and other folders: the DELETE takes only rows committed before it
+        began (rows appended meanwhile stay for the next fold), and a row two folders both
+        reach is deleted, and summed, by one of them.
+        """
+        async with self.transaction(immediate=True) as conn:
+            await conn.execute(
+                sa.text(
+                    "WITH gone AS (DELETE FROM job_counts RETURNING batch_id, state, n) "
+                    "INSERT INTO job_counts (batch_id, state, n) "
+                    "SELECT batch_id, state, sum(n) FROM gone GROUP BY batch_id, state "
+                    "HAVING sum(n) <> 0"
+                )
+            )
 
     async def state_totals(self, batch: str | None = None) -> dict[str, int]:
         """{state: jobs} over every batch (or only `batch`), with every state present."""

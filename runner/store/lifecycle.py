@@ -25,22 +25,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from runner.store.errors import JobStateError
 from runner.store.models import UTCDateTime, events, jobs
-
-
-class JobState(enum.StrEnum):
-    """Where a job is in its life, in the order `status` and the report show them."""
-
-    QUEUED = "queued"  # waiting for an API slot (maybe not before `not_before`)
-    SUBMITTING = "submitting"  # claimed by a worker; the API call is in flight
-    GENERATED = "generated"  # the API returned a result URL; the download is pending
-    LINKED = "linked"  # waits for an identical job in flight elsewhere; follows its outcome
-    DONE = "done"  # the image is on disk (or copied from an identical finished job)
-    FAILED = "failed"  # given up on, with the last error code and message
-    CANCELLED = "cancelled"  # a user gave up on it: it never runs, and `run` ignores it
-
+from runner.store.states import FAILED_STATES as FAILED_STATES
+from runner.store.states import FINAL_STATES as FINAL_STATES
+from runner.store.states import IN_FLIGHT_STATES as IN_FLIGHT_STATES
+from runner.store.states import WORK_STATES as WORK_STATES
+from runner.store.states import JobState
 
 # The database refuses any other state; a migration changes the check with the enum.
 jobs.append_constraint(
@@ -49,25 +44,67 @@ jobs.append_constraint(
     )
 )
 
-# claim_next on a busy queue (revision 0006): only claimable jobs are in this index, so a claim
-# never walks the finished ones, however many and however long since the last VACUUM.
-sa.Index(
-    "ix_jobs_claimable",
-    jobs.c.id,
-    postgresql_where=jobs.c.state == JobState.QUEUED.value,
-    sqlite_where=jobs.c.state == JobState.QUEUED.value,
-)
+PARTIAL_INDEXES = {
+    # claim_next on a busy queue (revision 0006): only claimable jobs are in this index, so a
+    # claim never walks the finished ones, however many and however long since the last VACUUM.
+    "ix_jobs_claimable": (jobs.c.id, JobState.QUEUED),
+    # Settling a job (revision 0007): only the jobs waiting for another are in this index, so
+    # finding a job's followers never depends on the planner's guess about a column of NULLs.
+    "ix_jobs_linked_waiting": (jobs.c.linked_job_id, JobState.LINKED),
+}
 
-IN_FLIGHT_STATES = frozenset({JobState.QUEUED, JobState.SUBMITTING, JobState.GENERATED})
-"""A job in these states will still produce a result: new identical rows link to it."""
 
-WORK_STATES = IN_FLIGHT_STATES | {JobState.LINKED}
-"""Not finished yet: a run goes on while a job of its scope is in one of these."""
+def declare_partial_indexes() -> None:
+    """Add the partial indexes to the `jobs` table's metadata, for Alembic to compare with
+    the migrations (which create them). Not done on import: SQLAlchemy loads a dialect to
+    check its index options, and a command on a SQLite queue should not load PostgreSQL's."""
+    declared = {index.name for index in jobs.indexes}
+    for name, (column, state) in PARTIAL_INDEXES.items():
+        if name not in declared:
+            only = jobs.c.state == state.value
+            sa.Index(name, column, postgresql_where=only, sqlite_where=only)
 
-FAILED_STATES = frozenset({JobState.FAILED})
-"""A job here makes `run` exit 1."""
 
-FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED})
+RARE_STATES = frozenset({JobState.SUBMITTING, JobState.GENERATED})
+"""States only the calls and downloads in flight are in: a few hundred jobs at most."""
+
+
+def state_is(*states: JobState) -> sa.ColumnElement[bool]:
+    """`jobs.state` in `states`, written into the SQL as literals rather than bound: a
+    planner can then match the partial indexes above by their WHERE clause (SQLite never
+    matches `state IN (?)`; PostgreSQL's generic plans match no parameter), whatever its
+    statistics say. For the in-flight states SQLite is also told that few jobs are in
+    them: its statistics keep one average per index column, and on a queue where every job
+    is queued they say each state holds them all, so it would scan the table instead."""
+    values = sorted(s.value for s in states)
+    if len(values) == 1:
+        condition = jobs.c.state == sa.literal(values[0], sa.String, literal_execute=True)
+    else:
+        condition = jobs.c.state.in_(
+            sa.bindparam("states", values, expanding=True, literal_execute=True, unique=True)
+        )
+    return Rare(condition) if set(states) <= RARE_STATES else condition
+
+
+class Rare(FunctionElement[bool]):
+    """A condition few rows meet: `unlikely(...)` on SQLite (a hint its planner takes
+    instead of its statistics), the condition alone elsewhere (PostgreSQL's statistics
+    know each state's share)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "unlikely"
+    _is_implicitly_boolean = True  # a condition as it is, not compared with 1
+
+
+@compiles(Rare)
+def _rare(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))
+
+
+@compiles(Rare, "sqlite")
+def _rare_sqlite(element: Rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"unlikely({compiler.process(next(iter(element.clauses)), **kw)})"
 
 
 class EventKind(enum.StrEnum):
@@ -250,7 +287,7 @@ async def apply(
         raise ValueError("give exactly one of ids and where")
     chosen = sa.and_(
         jobs.c.id.in_(ids) if ids is not None else where,  # type: ignore[arg-type]
-        jobs.c.state.in_(sorted(transition.sources)),
+        state_is(*transition.sources),
     )
     if owner is not None:
         chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
@@ -271,19 +308,25 @@ async def apply(
         raise await _state_error(conn, name, ids, transition)
     if transition.followers is not None and count:
         leaders: Any = (
-            ids
-            if ids is not None
-            else sa.select(jobs.c.id).where(jobs.c.state == transition.target)
+            ids if ids is not None else sa.select(jobs.c.id).where(state_is(transition.target))
         )
-        await apply(
-            conn,
-            transition.followers,
-            now,
-            where=jobs.c.linked_job_id.in_(leaders),
-            values={k: v for k, v in sets.items() if k in _FOLLOWED},
-            code=sets.get("last_error_code") or "OK",
-        )
+        if await has_followers(conn, leaders):
+            await apply(
+                conn,
+                transition.followers,
+                now,
+                where=jobs.c.linked_job_id.in_(leaders),
+                values={k: v for k, v in sets.items() if k in _FOLLOWED},
+                code=sets.get("last_error_code") or "OK",
+            )
     return Moved(count, rows)
+
+
+async def has_followers(conn: AsyncConnection, leaders: Any) -> bool:
+    """Does any `linked` job wait for one of `leaders`? One probe of ix_jobs_linked_waiting,
+    usually empty, instead of the followers' event insert and update (and row lock)."""
+    waiting = sa.and_(jobs.c.linked_job_id.in_(leaders), state_is(JobState.LINKED))
+    return bool(await conn.scalar(sa.select(sa.literal(1)).where(waiting).limit(1)))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,11 +44,23 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+class JSONType(sa.types.TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL. The PostgreSQL dialect is imported only when a PostgreSQL
+    database is used (`status` on a SQLite file should not pay for loading it)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType()}
 
 
 class BatchModel(Base):
@@ -131,11 +142,30 @@ class JobModel(Base):
         sa.Index("ix_jobs_dedupe_state", "dedupe_key", "state"),
         # downloads, earliest expiry first; crash recovery of expired results.
         sa.Index("ix_jobs_state_expires", "state", "result_expires_at"),
-        # mark_done / mark_failed: the jobs waiting on this one.
-        sa.Index("ix_jobs_linked_job_id", "linked_job_id"),
-        # The check of `state` (ck_jobs_state) and the index of claimable jobs
-        # (ix_jobs_claimable) are added by runner/store/lifecycle.py, which owns the states.
+        # The check of `state` (ck_jobs_state), the index of claimable jobs (ix_jobs_claimable)
+        # and of jobs waiting for another (ix_jobs_linked_waiting, revision 0007, which
+        # replaced ix_jobs_linked_job_id) are added by runner/store/lifecycle.py, which owns
+        # the states.
     )
+
+
+class JobCountModel(Base):
+    """Jobs per batch and state (revision 0007), kept by database triggers on `jobs` in the
+    same transaction as every change: `status` and the progress line sum a few rows instead
+    of counting every job. The count of a (batch, state) is the sum of its rows: one row each
+    on SQLite; on PostgreSQL one row per statement that changed it, folded together by
+    `runner.store.counts` now and then (see the migration for why)."""
+
+    __tablename__ = "job_counts"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    batch_id: Mapped[int]  # no foreign key: a batch's deletion appends its jobs' last deltas
+    state: Mapped[str] = mapped_column(sa.String(20))
+    n: Mapped[int] = mapped_column(sa.BigInteger)
+
+    __table_args__ = (sa.Index("ix_job_counts_batch_state", "batch_id", "state"),)
 
 
 class EventModel(Base):
@@ -241,6 +271,7 @@ class LeaseModel(Base):
 batches: sa.Table = BatchModel.__table__  # type: ignore[assignment]
 submissions: sa.Table = SubmissionModel.__table__  # type: ignore[assignment]
 jobs: sa.Table = JobModel.__table__  # type: ignore[assignment]
+job_counts: sa.Table = JobCountModel.__table__  # type: ignore[assignment]
 events: sa.Table = EventModel.__table__  # type: ignore[assignment]
 image_checks: sa.Table = ImageCheckModel.__table__  # type: ignore[assignment]
 invalid_rows: sa.Table = InvalidRowModel.__table__  # type: ignore[assignment]

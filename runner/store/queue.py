@@ -19,7 +19,15 @@ from runner.store.counts import EventSummary, StoreCounts
 from runner.store.database import create_engine, database_url, display_url, migrate
 from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
-from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply
+from runner.store.lifecycle import (
+    WORK_STATES,
+    Event,
+    EventKind,
+    JobState,
+    Moved,
+    apply,
+    state_is,
+)
 from runner.store.models import events, jobs
 
 
@@ -31,10 +39,6 @@ class Store(StoreCounts):
     """
 
     # -- the scheduler's transitions ---------------------------------------------------------
-
-    runner: str | None = None
-    """The runner this store acts for (set by the scheduler): then the transitions below move
-    only jobs claimed by it, so a runner declared dead records nothing for jobs now others'."""
 
     async def claim_next(self, now: datetime, worker: str, batch: str | None = None) -> Job | None:
         """Take the oldest due `queued` job: it becomes `submitting`, claimed by `worker`.
@@ -151,6 +155,7 @@ class Store(StoreCounts):
                 },
                 returning=[jobs.c.attempts],
             )
+            self.claim_floor.requeued(job_id)
             return int(moved.rows[0]["attempts"])
 
     async def release(
@@ -163,6 +168,7 @@ class Store(StoreCounts):
         now = now or utcnow()
         async with self.transaction(immediate=True) as conn:
             moved = await apply(conn, "release", now, where=jobs.c.id == job_id, owner=self.runner)
+            self.claim_floor.requeued(job_id)
             if moved and event is not None:
                 await conn.execute(sa.insert(events), [event.row(now)])
             return bool(moved)
@@ -170,6 +176,7 @@ class Store(StoreCounts):
     async def expire_generated(self, job_id: int, *, now: datetime | None = None) -> None:
         """`generated` → `queued`: the result URL expired before the download; no charge."""
         await self._apply("expire", job_id, now, None)
+        self.claim_floor.requeued(job_id)
 
     async def lose_result(
         self,
@@ -197,6 +204,7 @@ class Store(StoreCounts):
                 await conn.execute(sa.insert(events), [paid.row(now)])
             again = sa.and_(mine, jobs.c.regenerations < max_regenerations)
             if await apply(conn, "expire", now, where=again):
+                self.claim_floor.requeued(job_id)
                 return True
             event = Event(EventKind.EXPIRED, job_id, code=code)
             values = {"last_error_code": code, "last_error_message": message, "finished_at": now}
@@ -322,23 +330,47 @@ async def claim_in(
 ) -> Job | None:
     """`claim_next` inside the caller's write transaction (which may take a lease with it).
 
-    On PostgreSQL the pick skips rows other claimers hold (FOR UPDATE SKIP LOCKED) and reads
-    the partial index ix_jobs_claimable, which holds only queued jobs: a claim never walks
-    the finished ones, however many and however long since the last VACUUM.
+    The pick reads the partial index ix_jobs_claimable, which holds only queued jobs; on
+    PostgreSQL it skips rows other claimers hold (FOR UPDATE SKIP LOCKED) and starts at the
+    store's claim floor (runner.store.claim_floor), so that it does not step over the dead
+    entries finished jobs leave in that index until the next VACUUM.
     """
+    floor = store.claim_floor.lowest() if store.runner is not None else 0  # a run's claims
+    claimed = await _claim_from(store, conn, now, worker, batch, floor)
+    if not claimed and floor:  # nothing due above the floor: look from the oldest
+        floor = 0
+        claimed = await _claim_from(store, conn, now, worker, batch, floor)
+    if not claimed:
+        return None
+    store.claim_floor.claimed(int(claimed.rows[0]["id"]), floor)
+    return await store._job(conn, claimed.rows[0])
+
+
+async def _claim_from(
+    store: StoreBase,
+    conn: AsyncConnection,
+    now: datetime,
+    worker: str,
+    batch: str | None,
+    floor: int,
+) -> Moved:
     pick = (
         sa.select(jobs.c.id)
         .where(
-            jobs.c.state == JobState.QUEUED,
+            state_is(JobState.QUEUED),  # a literal: matches ix_jobs_claimable on any plan
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
             await store._scope(conn, batch),
         )
         .order_by(jobs.c.id)
         .limit(1)
     )
-    if store.dialect != "sqlite":
+    if floor:  # see runner.store.claim_floor
+        pick = pick.where(jobs.c.id >= floor)
+    if store.dialect == "sqlite":  # whatever its statistics say (see database.create_engine)
+        pick = pick.with_hint(jobs, "INDEXED BY ix_jobs_claimable", "sqlite")
+    else:
         pick = pick.with_for_update(skip_locked=True)
-    claimed = await apply(
+    return await apply(
         conn,
         "claim",
         now,
@@ -346,7 +378,6 @@ async def claim_in(
         values={"claimed_by": worker, "claimed_at": now},
         returning=JOB_COLUMNS,
     )
-    return await store._job(conn, claimed.rows[0]) if claimed else None
 
 
 async def open_store(db: str, *, migrate_schema: bool = True) -> Store:

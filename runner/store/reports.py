@@ -23,6 +23,7 @@ from runner.store.images import cached_checks
 from runner.store.lifecycle import WORK_STATES, EventKind, JobState
 from runner.store.models import batches, events, invalid_rows, jobs
 from runner.store.queue import Store
+from runner.store.views import InvalidRow
 
 ROW_LIMIT = 1000
 """Failed and unfinished jobs listed per batch in a report (the export has them all)."""
@@ -342,16 +343,6 @@ async def _done_results(conn: AsyncConnection, batch_id: int, limit: int) -> lis
 
 
 # -- invalid rows ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InvalidRow:
-    """A manifest row a submit skipped as invalid, with its reasons."""
-
-    batch: str
-    line: int
-    id: str | None
-    problems: str
 
 
 async def invalid_rows_of(

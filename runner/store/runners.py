@@ -15,7 +15,6 @@ clocks differ still agree on who is stale; SQLite is one host, one clock.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runner.clock import utcnow
 from runner.store.base import JOB_COLUMNS, StoreBase
 from runner.store.jobs import Job
-from runner.store.lifecycle import JobState, apply
+from runner.store.lifecycle import JobState, apply, state_is
 from runner.store.models import jobs, leases, runners
+from runner.store.views import RunnerInfo, pid_alive, this_host
 
 STALE_AFTER = timedelta(seconds=60)
 """A runner whose heartbeat is older than this is dead (`--stale-after`)."""
@@ -44,20 +44,6 @@ class DeclaredDead(Exception):
         )
 
 
-@dataclass(frozen=True)
-class RunnerInfo:
-    """One registered runner, as `status` and `account show` list it."""
-
-    id: str
-    host: str
-    pid: int
-    started: datetime
-    heartbeat: datetime
-    stale: bool
-    in_flight: int  # jobs it has claimed: calls in flight and results to download
-    leases: int
-
-
 @dataclass
 class Reaped:
     """What taking back the jobs of dead runners did."""
@@ -69,20 +55,6 @@ class Reaped:
 
     def counts(self) -> dict[str, int]:
         return {"recovered": self.recovered, "expired": self.expired}
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 async def db_clock(conn: AsyncConnection) -> datetime:
@@ -118,7 +90,7 @@ async def register(
             sa.update(jobs)
             .where(
                 jobs.c.claimed_by == runner_id,
-                jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED]),
+                state_is(JobState.SUBMITTING, JobState.GENERATED),
             )
             .values(claimed_by=None)
         )
@@ -181,7 +153,7 @@ async def reap(
         )
         recovered = await apply(conn, "recover", job_now, where=orphan, worker=runner_id)
         reaped.recovered = recovered.count
-        orphan_result = sa.and_(jobs.c.state == JobState.GENERATED, orphan)
+        orphan_result = sa.and_(state_is(JobState.GENERATED), orphan)
         expired = sa.and_(
             orphan_result,
             sa.or_(jobs.c.result_expires_at.is_(None), jobs.c.result_expires_at <= job_now),
@@ -189,6 +161,8 @@ async def reap(
         reaped.expired = (
             await apply(conn, "expire", job_now, where=expired, worker=runner_id)
         ).count
+        if reaped.recovered or reaped.expired:  # back in the queue: claims look from the oldest
+            store.claim_floor.requeued(0)
         adopted = await apply(
             conn,
             "adopt",
@@ -207,7 +181,7 @@ async def list_runners(store: StoreBase, stale_after: timedelta = STALE_AFTER) -
         sa.select(sa.func.count())
         .where(
             jobs.c.claimed_by == runners.c.id,
-            jobs.c.state.in_([JobState.SUBMITTING, JobState.GENERATED]),
+            state_is(JobState.SUBMITTING, JobState.GENERATED),
         )
         .scalar_subquery()
     )
