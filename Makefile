@@ -36,6 +36,7 @@ soak: $(STAMP)
 	$(PG_ENV) CHANGECLOTHES_SOAK=long $(BIN)/python -m pytest -m soak
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
