@@ -65,6 +65,11 @@ def test_a_plain_row_gets_the_verdict_of_the_full_check(
 ) -> None:
     full = validate_row(7, raw, base_url)
     fast = PlainRows(base_url).check(7, raw)
+    if all(isinstance(v, str) for v in raw.values()):  # as a CSV record too
+        names = list(raw)
+        csv_rows = PlainRows(base_url)
+        csv_rows.columns(names)
+        assert csv_rows.check_record(7, [raw[n] for n in names]) == fast
     if fast is None:
         return  # the full check decides (and words any problem)
     assert isinstance(full, ManifestRow), full

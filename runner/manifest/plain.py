@@ -29,6 +29,8 @@ class PlainRows:
             base_url += "/"  # as validate_row does
         self.base_url = base_url
         self._types: dict[str, str] = {}
+        self._at: dict[str, int] = {}
+        self._others: list[int] = []
 
     def check(self, line: int, raw: dict[str, Any]) -> PlainRow | None:
         """The normalised row if it is plain and valid, else None (take the full path)."""
@@ -39,10 +41,42 @@ class PlainRows:
             if value is None or (type(value) is str and not value.strip()):
                 continue
             return None
-        model = raw.get("model_url")
-        clothes = raw.get("clothes_url")
-        kind = raw.get("clothes_type")
-        ident = raw.get("id")
+        return self._values(
+            line,
+            raw.get("id"),
+            raw.get("model_url"),
+            raw.get("clothes_url"),
+            raw.get("clothes_type"),
+        )
+
+    def columns(self, names: list[str]) -> None:
+        """Take CSV records (`check_record`) whose columns are these canonical field names."""
+        self._at = {name: names.index(name) for name in _CHECKED if name in names}
+        self._others = [i for i, n in enumerate(names) if n and n not in _CHECKED | _IGNORED]
+
+    def check_record(self, line: int, record: list[str]) -> PlainRow | None:
+        """`check` of a CSV record in the columns given to `columns`, without a dict."""
+        for i in self._others:
+            if record[i].strip():
+                return None
+        at = self._at.get
+        i_id, i_model, i_clothes, i_kind = (
+            at("id"),
+            at("model_url"),
+            at("clothes_url"),
+            at("clothes_type"),
+        )
+        return self._values(
+            line,
+            None if i_id is None else record[i_id],
+            None if i_model is None else record[i_model],
+            None if i_clothes is None else record[i_clothes],
+            None if i_kind is None else record[i_kind],
+        )
+
+    def _values(
+        self, line: int, ident: Any, model: Any, clothes: Any, kind: Any
+    ) -> PlainRow | None:
         if type(model) is not str or type(clothes) is not str or type(kind) is not str:
             return None
         model, clothes = model.strip(), clothes.strip()

@@ -102,6 +102,8 @@ class ManifestReader:
         self._fh: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._lines = Lines(self._fh)
         self._ids = IdRegistry()
+        self._plain = PlainRows(self.base_url)
+        self._columns: list[str] = []  # a CSV header's canonical names ("" for none)
 
     @property
     def bytes_read(self) -> int:
@@ -156,8 +158,10 @@ class ManifestReader:
     def _checked(self) -> Iterator[PlainRow | ManifestRow | Problem]:
         """Every row checked, its id claimed: a plain row as a `PlainRow` tuple (fast path),
         any other valid row as a `ManifestRow`, an invalid one as a `Problem`."""
-        records = self._csv_records() if self.stats.format == "csv" else self._jsonl_records()
-        plain = PlainRows(self.base_url).check
+        records: Iterator[tuple[int, list[str]] | tuple[int, dict[str, Any]] | Problem] = (
+            self._csv_records() if self.stats.format == "csv" else self._jsonl_records()
+        )
+        plain, plain_record = self._plain.check, self._plain.check_record
         claim = self._ids.claim
         stats = self.stats
         for item in records:
@@ -165,9 +169,17 @@ class ManifestReader:
                 stats.invalid += 1
                 yield item
                 continue
-            line, raw = item
+            line, values = item
             result: PlainRow | ManifestRow
-            fast = plain(line, raw)
+            if isinstance(values, list):  # a CSV record, in the header's columns
+                fast = plain_record(line, values)
+                raw: dict[str, Any] = {}
+                if fast is None:
+                    named = zip(self._columns, values, strict=True)
+                    raw = {name: value for name, value in named if name}
+            else:
+                raw = values
+                fast = plain(line, raw)
             if fast is not None:
                 _, ident, model_url, clothes_url, clothes_type, derived = fast
                 if derived:
@@ -201,7 +213,7 @@ class ManifestReader:
         self.stats.bytes_read = self._lines.bytes_read
         self.stats.sha256 = self._lines.digest.hexdigest()
 
-    def _csv_records(self) -> Iterator[tuple[int, dict[str, str]] | Problem]:
+    def _csv_records(self) -> Iterator[tuple[int, list[str]] | Problem]:
         lines = self._lines
         header_line: str | None = None
         for text in lines:  # the header is the first line that is not blank
@@ -225,6 +237,8 @@ class ManifestReader:
             ) from None
         columns = map_columns(header, first_line)
         self.stats.columns = [c for c in columns if c]
+        self._columns = columns
+        self._plain.columns(columns)
         end = first_line + reader.line_num - 1
         while True:
             start = end + 1
@@ -249,7 +263,7 @@ class ManifestReader:
                     start, f"{len(record)} fields, but the header has {len(columns)} columns"
                 )
                 continue
-            yield start, {name: value for name, value in zip(columns, record, strict=True) if name}
+            yield start, record
 
     def _jsonl_records(self) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
         lines = self._lines
