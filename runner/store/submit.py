@@ -266,11 +266,11 @@ async def _queue_staged(
             )
         if values:
             await conn.execute(sa.update(s).where(s.c.present_id.is_(None)).values(**values))
-    # Rows of this manifest with the same content: the first new one is queued, the later
-    # ones wait for it. Only rows whose key prefix repeats are looked at (usually none).
     await index_keys(conn)
     if store.dialect == "sqlite":  # a large batch's indexes outgrow the default 2 MB cache
         await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_SUBMIT_CACHE_KIB}")
+    # Rows of this manifest with the same content: the first new one is queued, the later
+    # ones wait for it. Only rows whose key prefix repeats are looked at (usually none).
     first = s.alias("first")
     leader = (
         sa.select(sa.func.min(first.c.line))
