@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,11 +24,13 @@ from runner.cli.uploads import (
 )
 from runner.manifest import FORMATS, MAX_PROBLEMS, ManifestFormatError, Problem, validate_manifest
 from runner.manifest.local import LocalFiles, reading_local_files
-from runner.preflight import Preflight, preflight_manifest, refused_lines
 from runner.store import open_store
 from runner.store.database import database_url
 from runner.store.estimate import estimate
 from runner.store.submit import Progress, SubmitResult, submit_manifest
+
+if TYPE_CHECKING:
+    from runner.preflight import Preflight
 
 EXIT_INVALID = 1
 
@@ -248,6 +251,8 @@ def _check_before_submit(
         )
         _print_preflight(result)
         sys.exit(EXIT_INVALID)
+    from runner.preflight import refused_lines
+
     return refused_lines(result.refused)
 
 
@@ -326,6 +331,9 @@ def _print_preflight(result: Preflight) -> None:
 async def _preflight(
     manifest: Path, fmt: str | None, base_url: str | None, db: str | None
 ) -> Preflight:
+    # Imported here: the HTTP client and the image library cost a plain submit ~10 MB.
+    from runner.preflight import preflight_manifest
+
     if db is None:
         return await preflight_manifest(manifest, fmt=fmt, base_url=base_url)
     async with await open_store(db) as store:

@@ -11,6 +11,7 @@ from runner.manifest.keys import dedupe_key, derived_id
 from runner.manifest.reading import (
     FORMATS,
     MAX_PROBLEMS,
+    FlatRow,
     ManifestError,
     ManifestFormatError,
     ManifestReader,
@@ -38,6 +39,7 @@ from runner.manifest.values import (
 __all__ = [
     "FIELDS",
     "FORMATS",
+    "FlatRow",
     "MAX_PROBLEMS",
     "REQUIRED_FIELDS",
     "IdRegistry",

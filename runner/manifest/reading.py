@@ -14,7 +14,9 @@ from typing import IO, Any
 from runner.manifest.errors import MAX_PROBLEMS, ManifestError, ManifestFormatError
 from runner.manifest.header import listed, map_columns, sniff_delimiter
 from runner.manifest.ids import IdRegistry
+from runner.manifest.keys import derived_id, plain_dedupe_key
 from runner.manifest.lines import MAX_LINE_BYTES, Lines
+from runner.manifest.plain import PlainRow, PlainRows
 from runner.manifest.rows import (
     ManifestRow,
     Problem,
@@ -52,6 +54,11 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+FlatRow = tuple[int, str, str, str, str, dict[str, Any], str]
+"""A valid row as `ManifestReader.flat` gives it: (line, id, model_url, clothes_url,
+clothes_type, options, dedupe_key)."""
 
 
 @dataclass
@@ -95,6 +102,8 @@ class ManifestReader:
         self._fh: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._lines = Lines(self._fh)
         self._ids = IdRegistry()
+        self._plain = PlainRows(self.base_url)
+        self._columns: list[str] = []  # a CSV header's canonical names ("" for none)
 
     @property
     def bytes_read(self) -> int:
@@ -111,36 +120,100 @@ class ManifestReader:
         self.close()
 
     def __iter__(self) -> Iterator[ManifestRow | Problem]:
-        records = self._csv_records() if self.stats.format == "csv" else self._jsonl_records()
+        for item in self._checked():
+            if isinstance(item, tuple):
+                line, ident, model_url, clothes_url, clothes_type, derived = item
+                yield ManifestRow(
+                    line=line,
+                    id=ident,
+                    model_url=model_url,
+                    clothes_url=clothes_url,
+                    clothes_type=clothes_type,
+                    id_derived=derived,
+                )
+            else:
+                yield item
+
+    def flat(self) -> Iterator[FlatRow | Problem]:
+        """As iteration, but each valid row as a `FlatRow` tuple: no row object is built for
+        a plain row, the cheapest form for a store to take a large manifest in."""
+        for item in self._checked():
+            if isinstance(item, tuple):
+                line, ident, model_url, clothes_url, clothes_type, _ = item
+                key = plain_dedupe_key(model_url, clothes_url, clothes_type)
+                yield (line, ident, model_url, clothes_url, clothes_type, {}, key)
+            elif isinstance(item, ManifestRow):
+                yield (
+                    item.line,
+                    item.id,
+                    item.model_url,
+                    item.clothes_url,
+                    item.clothes_type,
+                    item.options,
+                    item.dedupe_key,
+                )
+            else:
+                yield item
+
+    def _checked(self) -> Iterator[PlainRow | ManifestRow | Problem]:
+        """Every row checked, its id claimed: a plain row as a `PlainRow` tuple (fast path),
+        any other valid row as a `ManifestRow`, an invalid one as a `Problem`."""
+        records: Iterator[tuple[int, list[str]] | tuple[int, dict[str, Any]] | Problem] = (
+            self._csv_records() if self.stats.format == "csv" else self._jsonl_records()
+        )
+        plain, plain_record = self._plain.check, self._plain.check_record
+        claim = self._ids.claim
+        stats = self.stats
         for item in records:
             if isinstance(item, Problem):
-                self.stats.invalid += 1
+                stats.invalid += 1
                 yield item
                 continue
-            line, raw = item
-            result = validate_row(line, raw, self.base_url)
-            if isinstance(result, ManifestRow):
-                first = self._ids.claim(result.id, line)
-                if first is not None:
-                    if result.id_derived and first[1] == result.id:
-                        self.stats.duplicates_merged += 1
-                        continue
-                    result = Problem(
-                        line,
-                        f"id {result.id!r} is already used on line {first[0]}"
-                        + (f" (as {first[1]!r})" if first[1] != result.id else ""),
-                        result.id,
-                    )
-            if isinstance(result, Problem):
-                self.stats.invalid += 1
+            line, values = item
+            result: PlainRow | ManifestRow
+            if isinstance(values, list):  # a CSV record, in the header's columns
+                fast = plain_record(line, values)
+                raw: dict[str, Any] = {}
+                if fast is None:
+                    named = zip(self._columns, values, strict=True)
+                    raw = {name: value for name, value in named if name}
             else:
-                self.stats.rows += 1
+                raw = values
+                fast = plain(line, raw)
+            if fast is not None:
+                _, ident, model_url, clothes_url, clothes_type, derived = fast
+                if derived:
+                    ident = derived_id(model_url, clothes_url, clothes_type, {})
+                    fast = (line, ident, model_url, clothes_url, clothes_type, True)
+                result = fast
+            else:
+                checked = validate_row(line, raw, self.base_url)
+                if isinstance(checked, Problem):
+                    stats.invalid += 1
+                    yield checked
+                    continue
+                result = checked
+                ident, derived = checked.id, checked.id_derived
+            first = claim(ident, line)
+            if first is not None:
+                if derived and first[1] == ident:
+                    stats.duplicates_merged += 1
+                    continue
+                stats.invalid += 1
+                yield Problem(
+                    line,
+                    f"id {ident!r} is already used on line {first[0]}"
+                    + (f" (as {first[1]!r})" if first[1] != ident else ""),
+                    ident,
+                )
+                continue
+            stats.rows += 1
             yield result
         self.stats.lines = self._lines.number
         self.stats.bytes_read = self._lines.bytes_read
         self.stats.sha256 = self._lines.digest.hexdigest()
 
-    def _csv_records(self) -> Iterator[tuple[int, dict[str, str]] | Problem]:
+    def _csv_records(self) -> Iterator[tuple[int, list[str]] | Problem]:
         lines = self._lines
         header_line: str | None = None
         for text in lines:  # the header is the first line that is not blank
@@ -164,6 +237,8 @@ class ManifestReader:
             ) from None
         columns = map_columns(header, first_line)
         self.stats.columns = [c for c in columns if c]
+        self._columns = columns
+        self._plain.columns(columns)
         end = first_line + reader.line_num - 1
         while True:
             start = end + 1
@@ -188,7 +263,7 @@ class ManifestReader:
                     start, f"{len(record)} fields, but the header has {len(columns)} columns"
                 )
                 continue
-            yield start, {name: value for name, value in zip(columns, record, strict=True) if name}
+            yield start, record
 
     def _jsonl_records(self) -> Iterator[tuple[int, dict[str, Any]] | Problem]:
         lines = self._lines

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.clock import utcnow
 from runner.manifest import ManifestFormatError, Problem, check_id, detect_format, file_sha256
+from runner.store.bulk import indexes_built_after
 from runner.store.database import PG_MIGRATION_LOCK
 from runner.store.lifecycle import IN_FLIGHT_STATES, EventKind, JobState
 from runner.store.models import UTCDateTime, batches, events, jobs, submissions
@@ -35,12 +37,14 @@ from runner.store.staging import (
     Staged,
     classify,
     count_lines,
+    index_keys,
     line_ranges,
     stage_manifest,
     staging,
 )
 
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 50_000
+"""Staged rows moved into `jobs` per statement (progress is reported per chunk)."""
 SQLITE_SUBMIT_CACHE_KIB = 16 * 1024
 """SQLite page cache while submitting (KiB): bounds memory, keeps large inserts fast."""
 PG_SUBMIT_LOCK = PG_MIGRATION_LOCK + 1
@@ -134,8 +138,6 @@ async def submit_manifest(
     async with store.connection() as conn:  # one connection: the staging table lives in it
         try:
             async with store.transaction(conn=conn):
-                if sqlite:  # a large batch's indexes outgrow the default 2 MB cache
-                    await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_SUBMIT_CACHE_KIB}")
                 await conn.run_sync(lambda c: staging.drop(c, checkfirst=True))
                 await conn.run_sync(lambda c: staging.create(c))
                 staged = await stage_manifest(
@@ -184,6 +186,12 @@ async def _same_content_submitted(conn: AsyncConnection, name: str, sha: str) ->
         .where(batches.c.name == name, submissions.c.content_sha256 == sha)
         .limit(1)
     )
+    return (await conn.scalar(query)) is not None
+
+
+async def _any_job_in(conn: AsyncConnection, states: list[str]) -> bool:
+    """Whether any job of any batch is in one of `states` (answered from an index)."""
+    query = sa.select(jobs.c.id).where(jobs.c.state.in_(states)).limit(1)
     return (await conn.scalar(query)) is not None
 
 
@@ -240,102 +248,70 @@ async def _queue_staged(
         )
         await conn.execute(sa.update(s).values(present_id=present, present_key=present_key))
     if not force:  # --force: no earlier job is reused (rows of this manifest still share)
-        done = (
-            sa.select(sa.func.min(jobs.c.id))
-            .where(jobs.c.dedupe_key == s.c.dedupe_key, jobs.c.state == JobState.DONE.value)
-            .scalar_subquery()
-        )
-        waiting = (
-            sa.select(sa.func.min(jobs.c.id))
-            .where(
-                jobs.c.dedupe_key == s.c.dedupe_key,
-                jobs.c.state.in_(sorted(IN_FLIGHT_STATES)),
+        values: dict[str, Any] = {}
+        if await _any_job_in(conn, [JobState.DONE.value]):
+            values["done_id"] = (
+                sa.select(sa.func.min(jobs.c.id))
+                .where(jobs.c.dedupe_key == s.c.dedupe_key, jobs.c.state == JobState.DONE.value)
+                .scalar_subquery()
             )
-            .scalar_subquery()
-        )
-        await conn.execute(
-            sa.update(s).where(s.c.present_id.is_(None)).values(done_id=done, waiting_id=waiting)
-        )
+        if await _any_job_in(conn, sorted(IN_FLIGHT_STATES)):
+            values["waiting_id"] = (
+                sa.select(sa.func.min(jobs.c.id))
+                .where(
+                    jobs.c.dedupe_key == s.c.dedupe_key,
+                    jobs.c.state.in_(sorted(IN_FLIGHT_STATES)),
+                )
+                .scalar_subquery()
+            )
+        if values:
+            await conn.execute(sa.update(s).where(s.c.present_id.is_(None)).values(**values))
+    await index_keys(conn)
+    if store.dialect == "sqlite":  # a large batch's indexes outgrow the default 2 MB cache
+        await conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_SUBMIT_CACHE_KIB}")
+    # Rows of this manifest with the same content: the first new one is queued, the later
+    # ones wait for it. Only rows whose key prefix repeats are looked at (usually none).
     first = s.alias("first")
     leader = (
         sa.select(sa.func.min(first.c.line))
-        .where(first.c.dedupe_key == s.c.dedupe_key, first.c.present_id.is_(None))
+        .where(
+            first.c.key_prefix == s.c.key_prefix,
+            first.c.dedupe_key == s.c.dedupe_key,
+            first.c.present_id.is_(None),
+        )
         .scalar_subquery()
+    )
+    repeated = (
+        sa.select(first.c.key_prefix).group_by(first.c.key_prefix).having(sa.func.count() > 1)
     )
     await conn.execute(
         sa.update(s)
-        .where(s.c.present_id.is_(None), s.c.done_id.is_(None), s.c.waiting_id.is_(None))
+        .where(
+            s.c.present_id.is_(None),
+            s.c.done_id.is_(None),
+            s.c.waiting_id.is_(None),
+            s.c.key_prefix.in_(repeated),
+        )
         .values(leader_line=leader)
     )
 
     counts = await classify(conn)
     replaced = await replace_changed(conn, batch_id, now, force=force) if replace else 0
     total = staged.rows
-    is_new = s.c.present_id.is_(None)
-    is_leader = sa.or_(s.c.leader_line.is_(None), s.c.leader_line == s.c.line)
     copied = 0
-    # Rows that call the API, or reuse a job that existed before this submit.
-    done_job = jobs.alias("done_job")
-    is_done = s.c.done_id.is_not(None)
-    now_value = sa.literal(now, UTCDateTime())
-    async for lo, hi in line_ranges(conn, chunk_rows):
-        await conn.execute(
-            sa.insert(jobs).from_select(
-                _JOB_INSERT_COLUMNS,
-                sa.select(
-                    sa.literal(batch_id),
-                    *(s.c[name] for name in JOB_FIELDS),
-                    sa.func.coalesce(s.c.done_id, s.c.waiting_id),
-                    sa.case(
-                        (is_done, JobState.DONE.value),
-                        (s.c.waiting_id.is_not(None), JobState.LINKED.value),
-                        else_=JobState.QUEUED.value,
-                    ),
-                    sa.literal(0),
-                    done_job.c.output_path,
-                    done_job.c.sha256,
-                    done_job.c.bytes,
-                    now_value,
-                    now_value,
-                    sa.case((is_done, now_value), else_=sa.null()),
-                )
-                .select_from(s.outerjoin(done_job, done_job.c.id == s.c.done_id))
-                .where(is_new, is_leader, s.c.line.between(lo, hi))
-                .order_by(s.c.line),
-            )
-        )
-        copied += await count_lines(conn, lo, hi)
-        if progress:
-            progress("queuing", copied, total)
-    # Later copies of a row of this manifest wait for the first copy's job.
-    leader_row = s.alias("leader_row")
-    leader_job = (
-        sa.select(jobs.c.id)
-        .select_from(jobs.join(leader_row, leader_row.c.external_id == jobs.c.external_id))
-        .where(jobs.c.batch_id == batch_id, leader_row.c.line == s.c.leader_line)
-        .scalar_subquery()
-    )
-    await conn.execute(
-        sa.insert(jobs).from_select(
-            _JOB_INSERT_COLUMNS,
-            sa.select(
-                sa.literal(batch_id),
-                *(s.c[name] for name in JOB_FIELDS),
-                leader_job,
-                sa.literal(JobState.LINKED.value),
-                sa.literal(0),
-                sa.null(),
-                sa.null(),
-                sa.null(),
-                now_value,
-                now_value,
-                sa.null(),
-            )
-            .where(is_new, s.c.leader_line < s.c.line)
-            .order_by(s.c.line),
-        )
-    )
+    new_rows = counts["queued"] + counts["linked_done"] + counts["linked_waiting"]
+    async with indexes_built_after(conn, new_rows=new_rows, sqlite=store.dialect == "sqlite"):
+        # Rows that call the API, or reuse a job that existed before this submit.
+        async for lo, hi in line_ranges(conn, chunk_rows):
+            await conn.execute(_insert_first_copies(batch_id, now, lo, hi))
+            copied += await count_lines(conn, lo, hi)
+            if progress:
+                progress("queuing", copied, total)
+        # Later copies of a row of this manifest wait for the first copy's job.
+        await conn.execute(_insert_later_copies(batch_id, now))
     # One 'linked' event per job finished from an earlier result: no call was paid for it.
+    now_value = sa.literal(now, UTCDateTime())
+    is_new, is_done = s.c.present_id.is_(None), s.c.done_id.is_not(None)
     await conn.execute(
         sa.insert(events).from_select(
             ["kind", "at", "job_id", "batch_id", "code"],
@@ -398,3 +374,66 @@ _JOB_INSERT_COLUMNS = [
     "updated_at",
     "finished_at",
 ]
+
+
+def _insert_first_copies(batch_id: int, now: datetime, lo: int, hi: int) -> sa.Insert:
+    """Staged lines `lo`..`hi` that call the API or reuse an earlier job, as new jobs."""
+    s = staging
+    done_job = jobs.alias("done_job")
+    is_done = s.c.done_id.is_not(None)
+    now_value = sa.literal(now, UTCDateTime())
+    is_leader = sa.or_(s.c.leader_line.is_(None), s.c.leader_line == s.c.line)
+    return sa.insert(jobs).from_select(
+        _JOB_INSERT_COLUMNS,
+        sa.select(
+            sa.literal(batch_id),
+            *(s.c[name] for name in JOB_FIELDS),
+            sa.func.coalesce(s.c.done_id, s.c.waiting_id),
+            sa.case(
+                (is_done, JobState.DONE.value),
+                (s.c.waiting_id.is_not(None), JobState.LINKED.value),
+                else_=JobState.QUEUED.value,
+            ),
+            sa.literal(0),
+            done_job.c.output_path,
+            done_job.c.sha256,
+            done_job.c.bytes,
+            now_value,
+            now_value,
+            sa.case((is_done, now_value), else_=sa.null()),
+        )
+        .select_from(s.outerjoin(done_job, done_job.c.id == s.c.done_id))
+        .where(s.c.present_id.is_(None), is_leader, s.c.line.between(lo, hi))
+        .order_by(s.c.line),
+    )
+
+
+def _insert_later_copies(batch_id: int, now: datetime) -> sa.Insert:
+    """Later copies of a row of this manifest, linked to the job of its first copy."""
+    s = staging
+    now_value = sa.literal(now, UTCDateTime())
+    leader_row = s.alias("leader_row")
+    leader_job = (
+        sa.select(jobs.c.id)
+        .select_from(jobs.join(leader_row, leader_row.c.external_id == jobs.c.external_id))
+        .where(jobs.c.batch_id == batch_id, leader_row.c.line == s.c.leader_line)
+        .scalar_subquery()
+    )
+    return sa.insert(jobs).from_select(
+        _JOB_INSERT_COLUMNS,
+        sa.select(
+            sa.literal(batch_id),
+            *(s.c[name] for name in JOB_FIELDS),
+            leader_job,
+            sa.literal(JobState.LINKED.value),
+            sa.literal(0),
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            now_value,
+            now_value,
+            sa.null(),
+        )
+        .where(s.c.present_id.is_(None), s.c.leader_line < s.c.line)
+        .order_by(s.c.line),
+    )
