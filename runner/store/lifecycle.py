@@ -225,27 +225,35 @@ async def apply(
     ids: Sequence[int] | None = None,
     where: sa.ColumnElement[bool] | None = None,
     values: Mapping[str, Any] | None = None,
-    event: Event | None = None,
+    per_job: Mapping[int, Mapping[str, Any]] | None = None,
+    event: Event | Mapping[int, Event] | None = None,
     code: str | sa.ColumnElement[Any] | None = None,
     worker: str | None = None,
     owner: str | None = None,
     returning: Sequence[sa.Column[Any]] = (),
+    strict: bool = True,
 ) -> Moved:
     """Apply transition `name` to the jobs `ids` (each must be in a source state, else
     JobStateError, and the caller's transaction rolls back) or to every job matching `where`
     that is in a source state; returns how many moved and, with `returning`, those columns
-    of the moved rows as they are afterwards.
+    of the moved rows as they are afterwards (always with their id).
 
-    The state change is one UPDATE. The events go in the same transaction: the given `event`
-    (the call or download that caused a one-job move), else one of the transition's kind per
-    moved job, carrying `code` (a value, or a column such as the job's last error code) and
-    the job's attempts as they were before the move. Linked jobs then follow through the
-    transition's `followers`.
+    The state change is one UPDATE. `values` are set on every moved job; `per_job` sets
+    values that differ from job to job (ids default to its keys), still in one statement.
+    The events go in the same transaction: the given `event` (the call or download that
+    caused a one-job move; a mapping gives each job of `ids` its own), else one of the
+    transition's kind per moved job, carrying `code` (a value, or a column such as the job's
+    last error code) and the job's attempts as they were before the move. Linked jobs then
+    follow through the transition's `followers`, taking over their leader's outcome.
 
     With `owner`, only jobs claimed by that runner move: a runner declared dead, whose jobs
-    went to others, moves none of them (JobStateError for `ids`).
+    went to others, moves none of them (JobStateError for `ids`). With `strict=False`, jobs
+    of `ids` that cannot move are left out instead (the returned rows say which moved), so
+    one batch of many jobs' transitions is not undone by one job settled elsewhere.
     """
     transition = TRANSITIONS[name]
+    if ids is None and per_job is not None:
+        ids = list(per_job)
     if (ids is None) == (where is None):
         raise ValueError("give exactly one of ids and where")
     chosen = sa.and_(
@@ -254,36 +262,147 @@ async def apply(
     )
     if owner is not None:
         chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
-    if event is None and transition.event is not None:
+    sets: dict[str, Any] = {**transition.sets, **(values or {})}
+    if per_job:
+        sets.update(_by_job(per_job))
+    # Events of the transition's kind: from the moved rows (RETURNING) when the move leaves
+    # `attempts` as it was, else read before the move (INSERT ... SELECT).
+    from_moved = event is None and transition.event is not None and "attempts" not in sets
+    if event is None and transition.event is not None and not from_moved:
         if conn.dialect.name == "postgresql":  # hold the rows so the events match the move
             await conn.execute(sa.select(jobs.c.id).where(chosen).with_for_update())
         await record_events(conn, transition.event, chosen, now, code, worker)
-    elif event is not None:
+    elif isinstance(event, Event):
         await conn.execute(sa.insert(events), [event.row(now)])
-    sets = {**transition.sets, **(values or {})}
     update = sa.update(jobs).where(chosen).values(state=transition.target, updated_at=now, **sets)
-    if returning:
-        rows = list((await conn.execute(update.returning(*returning))).mappings().all())
+    wanted = _returned(returning, from_moved, event, code)
+    if wanted:
+        result = await conn.execute(update.returning(*wanted))
+        rows = list(result.mappings().all())
         count = len(rows)
     else:
         rows, count = [], int((await conn.execute(update)).rowcount)
-    if ids is not None and count != len(set(ids)):
+    if strict and ids is not None and count != len(set(ids)):
         raise await _state_error(conn, name, ids, transition)
+    if from_moved and rows:
+        assert transition.event is not None
+        await _events_of_moved(conn, transition.event, rows, now, worker)
+    elif isinstance(event, Mapping) and (
+        given := [event[r["id"]].row(now) for r in rows if r["id"] in event]
+    ):
+        await conn.execute(sa.insert(events), given)
     if transition.followers is not None and count:
         leaders: Any = (
-            ids
+            [r["id"] for r in rows]
+            if rows
+            else ids
             if ids is not None
             else sa.select(jobs.c.id).where(jobs.c.state == transition.target)
         )
-        await apply(
-            conn,
-            transition.followers,
-            now,
-            where=jobs.c.linked_job_id.in_(leaders),
-            values={k: v for k, v in sets.items() if k in _FOLLOWED},
-            code=sets.get("last_error_code") or "OK",
-        )
+        await _follow(conn, transition.followers, now, leaders, sets)
     return Moved(count, rows)
+
+
+def _by_job(per_job: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Columns whose value depends on the job: one CASE on the job's id per column (a value
+    the same for every job is set as it is)."""
+    columns = {c for values in per_job.values() for c in values}
+    sets: dict[str, Any] = {}
+    for column in sorted(columns):
+        missing = object()
+        given = [values.get(column, missing) for values in per_job.values()]
+        if any(v is missing for v in given):
+            raise ValueError(f"every job of per_job must set {column}")
+        if all(_same(v, given[0]) for v in given):
+            sets[column] = given[0]
+            continue
+        type_ = jobs.c[column].type
+        sets[column] = sa.case(
+            {
+                job_id: v if isinstance(v, sa.ClauseElement) else sa.literal(v, type_)
+                for job_id, v in ((j, vals[column]) for j, vals in per_job.items())
+            },
+            value=jobs.c.id,
+        )
+    return sets
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, sa.ClauseElement) or isinstance(b, sa.ClauseElement):
+        return a is b
+    return bool(a == b) and type(a) is type(b)
+
+
+def _returned(
+    returning: Sequence[sa.Column[Any]],
+    from_moved: bool,
+    event: Event | Mapping[int, Event] | None,
+    code: str | sa.ColumnElement[Any] | None,
+) -> list[Any]:
+    """What the UPDATE returns: the caller's columns, and what the events need."""
+    wanted: list[Any] = list(returning)
+    if from_moved:
+        wanted += [jobs.c.batch_id, jobs.c.attempts, _code(code).label("event_code")]
+    elif not isinstance(event, Mapping) and not returning:
+        return []
+    if jobs.c.id not in wanted:
+        wanted.append(jobs.c.id)
+    return list(dict.fromkeys(wanted))
+
+
+def _code(code: str | sa.ColumnElement[Any] | None) -> sa.ColumnElement[Any]:
+    return code if isinstance(code, sa.ColumnElement) else sa.literal(code, sa.String)
+
+
+async def _events_of_moved(
+    conn: AsyncConnection,
+    kind: EventKind,
+    rows: Sequence[RowMapping],
+    now: datetime,
+    worker: str | None,
+) -> None:
+    """One event of `kind` per moved row, in one INSERT of many rows. A column `code` is as
+    the move left it, so only transitions that keep it (or copy it, as followers do) take
+    this path."""
+    await conn.execute(
+        sa.insert(events),
+        [
+            {
+                "kind": kind.value,
+                "at": now,
+                "job_id": r["id"],
+                "batch_id": r["batch_id"],
+                "code": r["event_code"],
+                "attempt": r["attempts"],
+                "worker": worker,
+            }
+            for r in rows
+        ],
+    )
+
+
+async def _follow(
+    conn: AsyncConnection, followers: str, now: datetime, leaders: Any, sets: Mapping[str, Any]
+) -> None:
+    """Jobs linked to `leaders` take over their outcome: the columns of it the move set, as
+    the leader's row now holds them (each follower its own leader's), in one UPDATE."""
+    leader = jobs.alias("leader")
+    taken = {
+        column: sa.select(leader.c[column])
+        .where(leader.c.id == jobs.c.linked_job_id)
+        .scalar_subquery()
+        for column in sorted(_FOLLOWED & set(sets))
+    }
+    await apply(
+        conn,
+        followers,
+        now,
+        where=jobs.c.linked_job_id.in_(leaders),
+        values=taken,
+        code=sa.func.coalesce(jobs.c.last_error_code, "OK")
+        if "last_error_code" in taken
+        else sa.literal("OK", sa.String),
+    )
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
 from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, apply
 from runner.store.models import events, jobs
+from runner.store.writer import Write, Writer
 
 
 class Store(StoreCounts):
@@ -31,6 +32,8 @@ class Store(StoreCounts):
     """
 
     # -- the scheduler's transitions ---------------------------------------------------------
+
+    _writer: Writer | None = None
 
     runner: str | None = None
     """The runner this store acts for (set by the scheduler): then the transitions below move
@@ -58,7 +61,7 @@ class Store(StoreCounts):
     ) -> None:
         """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`.
         `owner`: the runner that claimed the job, when not this store's (a journal replay)."""
-        await self._apply(
+        await self._write(
             "generated",
             job_id,
             now,
@@ -81,16 +84,15 @@ class Store(StoreCounts):
         now: datetime | None = None,
     ) -> None:
         """`generated` or `submitting` → `done`; jobs linked to it are done with it."""
-        now = now or utcnow()
         values: dict[str, Any] = {
             "output_path": output_path,
             "sha256": sha256,
             "bytes": size,
-            "finished_at": now,
+            "finished_at": now or utcnow(),
         }
         if request_id is not None:
             values["request_id"] = request_id
-        await self._apply("done", job_id, now, event, **values)
+        await self._write("done", job_id, now, event, **values)
 
     async def mark_failed(
         self,
@@ -106,15 +108,14 @@ class Store(StoreCounts):
 
         `charge_attempt` counts the failing call itself (a transient error on the last try).
         """
-        now = now or utcnow()
-        await self._apply(
+        await self._write(
             "fail",
             job_id,
             now,
             event,
             last_error_code=code,
             last_error_message=message,
-            finished_at=now,
+            finished_at=now or utcnow(),
             attempts=jobs.c.attempts + (1 if charge_attempt else 0),
         )
 
@@ -134,24 +135,18 @@ class Store(StoreCounts):
         `charge_attempt` counts this try against max_attempts (transient errors do, throttling
         does not). Allowed from `submitting` and `generated` (a result that will not download).
         """
-        now = now or utcnow()
-        async with self.transaction(immediate=True) as conn:
-            moved = await apply(
-                conn,
-                "requeue",
-                now,
-                ids=[job_id],
-                event=event,
-                owner=self.runner,
-                values={
-                    "not_before": not_before,
-                    "attempts": jobs.c.attempts + (1 if charge_attempt else 0),
-                    "last_error_code": code,
-                    "last_error_message": message,
-                },
-                returning=[jobs.c.attempts],
-            )
-            return int(moved.rows[0]["attempts"])
+        written = await self._write(
+            "requeue",
+            job_id,
+            now,
+            event,
+            not_before=not_before,
+            attempts=jobs.c.attempts + (1 if charge_attempt else 0),
+            last_error_code=code,
+            last_error_message=message,
+        )
+        assert written.attempts is not None
+        return written.attempts
 
     async def release(
         self, job_id: int, *, event: Event | None = None, now: datetime | None = None
@@ -166,6 +161,15 @@ class Store(StoreCounts):
             if moved and event is not None:
                 await conn.execute(sa.insert(events), [event.row(now)])
             return bool(moved)
+
+    async def release_many(self, job_ids: list[int], *, now: datetime | None = None) -> int:
+        """`release` for many jobs in one statement (jobs claimed ahead and never called);
+        returns how many went back."""
+        async with self.transaction(immediate=True) as conn:
+            moved = await apply(
+                conn, "release", now or utcnow(), where=jobs.c.id.in_(job_ids), owner=self.runner
+            )
+            return moved.count
 
     async def expire_generated(self, job_id: int, *, now: datetime | None = None) -> None:
         """`generated` → `queued`: the result URL expired before the download; no charge."""
@@ -226,6 +230,29 @@ class Store(StoreCounts):
                 owner=owner or self.runner,
             )
 
+    @property
+    def writer(self) -> Writer:
+        """Batches the run's transitions while its task runs (`Writer.run`)."""
+        if self._writer is None:
+            self._writer = Writer(self)
+        return self._writer
+
+    async def _write(
+        self,
+        name: str,
+        job_id: int,
+        now: datetime | None,
+        event: Event | None,
+        *,
+        owner: str | None = None,
+        **values: Any,
+    ) -> Write:
+        """A one-job transition through the writer: batched with others while it runs, else
+        in a transaction of its own. JobStateError when the job cannot move."""
+        return await self.writer.write(
+            Write(name, job_id, values, event, owner or self.runner, now)
+        )
+
     async def set_output_path(
         self, job_id: int, output_path: str, *, now: datetime | None = None
     ) -> None:
@@ -240,8 +267,11 @@ class Store(StoreCounts):
     async def record_event(self, event: Event, *, at: datetime | None = None) -> None:
         """Append one event that goes with no state change (a failed download). Its batch
         is the job's unless given."""
+        if event.batch_id is not None:
+            await self.writer.write(Write(None, event.job_id, event=event, now=at))
+            return
         row: dict[str, Any] = event.row(at or utcnow())
-        if event.batch_id is None and event.job_id is not None:
+        if event.job_id is not None:
             row["batch_id"] = (
                 sa.select(jobs.c.batch_id).where(jobs.c.id == event.job_id).scalar_subquery()
             )
@@ -320,7 +350,20 @@ class Store(StoreCounts):
 async def claim_in(
     store: StoreBase, conn: AsyncConnection, now: datetime, worker: str, batch: str | None
 ) -> Job | None:
-    """`claim_next` inside the caller's write transaction (which may take a lease with it).
+    """`claim_next` inside the caller's write transaction (which may take a lease with it)."""
+    claimed = await claim_some_in(store, conn, now, worker, batch, 1)
+    return claimed[0] if claimed else None
+
+
+async def claim_some_in(
+    store: StoreBase,
+    conn: AsyncConnection,
+    now: datetime,
+    worker: str,
+    batch: str | None,
+    limit: int,
+) -> list[Job]:
+    """The `limit` oldest due `queued` jobs, claimed in one statement, the oldest first.
 
     On PostgreSQL the pick skips rows other claimers hold (FOR UPDATE SKIP LOCKED) and reads
     the partial index ix_jobs_claimable, which holds only queued jobs: a claim never walks
@@ -334,7 +377,7 @@ async def claim_in(
             await store._scope(conn, batch),
         )
         .order_by(jobs.c.id)
-        .limit(1)
+        .limit(limit)
     )
     if store.dialect != "sqlite":
         pick = pick.with_for_update(skip_locked=True)
@@ -342,11 +385,12 @@ async def claim_in(
         conn,
         "claim",
         now,
-        where=jobs.c.id == pick.scalar_subquery(),
+        where=jobs.c.id == pick.scalar_subquery() if limit == 1 else jobs.c.id.in_(pick),
         values={"claimed_by": worker, "claimed_at": now},
         returning=JOB_COLUMNS,
     )
-    return await store._job(conn, claimed.rows[0]) if claimed else None
+    rows = sorted(claimed.rows, key=lambda r: r["id"])
+    return [await store._job(conn, r) for r in rows]
 
 
 async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
@@ -373,4 +417,4 @@ async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     return Store(engine, url)
 
 
-__all__ = ["EventSummary", "Store", "claim_in", "open_store"]
+__all__ = ["EventSummary", "Store", "claim_in", "claim_some_in", "open_store"]
