@@ -386,13 +386,7 @@ async def _follow(
 ) -> None:
     """Jobs linked to `leaders` take over their outcome: the columns of it the move set, as
     the leader's row now holds them (each follower its own leader's), in one UPDATE."""
-    leader = jobs.alias("leader")
-    taken = {
-        column: sa.select(leader.c[column])
-        .where(leader.c.id == jobs.c.linked_job_id)
-        .scalar_subquery()
-        for column in sorted(_FOLLOWED & set(sets))
-    }
+    taken = {column: _LEADERS[column] for column in sorted(_FOLLOWED & set(sets))}
     await apply(
         conn,
         followers,
@@ -418,6 +412,15 @@ _FOLLOWED = frozenset(
     {"output_path", "sha256", "bytes", "finished_at", "last_error_code", "last_error_message"}
 )
 """What a linked job takes over from its leader's outcome."""
+
+_leader = jobs.alias("leader")
+_LEADERS = {
+    column: sa.select(_leader.c[column])
+    .where(_leader.c.id == jobs.c.linked_job_id)
+    .scalar_subquery()
+    for column in _FOLLOWED
+}
+"""Each of those columns as a linked job's leader holds it (built once: an alias is costly)."""
 
 
 async def record_events(
