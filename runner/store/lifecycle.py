@@ -17,6 +17,7 @@ A `linked` job waits for an identical job (its leader) and follows it: `linked_d
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -238,8 +239,9 @@ async def apply(
     that is in a source state; returns how many moved and, with `returning`, those columns
     of the moved rows as they are afterwards (always with their id).
 
-    The state change is one UPDATE. `values` are set on every moved job; `per_job` sets
-    values that differ from job to job (ids default to its keys), still in one statement.
+    The state change is one UPDATE. `values` are set on every moved job. `per_job` instead
+    gives each job its own values (the same columns for every job; a value that is a SQL
+    expression must be the same object for all), written by one statement run for many rows.
     The events go in the same transaction: the given `event` (the call or download that
     caused a one-job move; a mapping gives each job of `ids` its own), else one of the
     transition's kind per moved job, carrying `code` (a value, or a column such as the job's
@@ -252,8 +254,15 @@ async def apply(
     one batch of many jobs' transitions is not undone by one job settled elsewhere.
     """
     transition = TRANSITIONS[name]
-    if ids is None and per_job is not None:
-        ids = list(per_job)
+    if per_job is not None:
+        if ids is not None or where is not None or values or code is not None or returning:
+            raise ValueError("per_job goes alone, with an event mapping and an owner at most")
+        if isinstance(event, Event):
+            raise ValueError("per_job takes one event per job")
+        moved = await _apply_each(conn, name, now, per_job, event or {}, owner)
+        if strict and moved.count != len(per_job):
+            raise await _state_error(conn, name, list(per_job), transition)
+        return moved
     if (ids is None) == (where is None):
         raise ValueError("give exactly one of ids and where")
     chosen = sa.and_(
@@ -263,8 +272,6 @@ async def apply(
     if owner is not None:
         chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
     sets: dict[str, Any] = {**transition.sets, **(values or {})}
-    if per_job:
-        sets.update(_by_job(per_job))
     # Events of the transition's kind: from the moved rows (RETURNING) when the move leaves
     # `attempts` as it was, else read before the move (INSERT ... SELECT).
     from_moved = event is None and transition.event is not None and "attempts" not in sets
@@ -301,36 +308,6 @@ async def apply(
         )
         await _follow(conn, transition.followers, now, leaders, sets)
     return Moved(count, rows)
-
-
-def _by_job(per_job: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """Columns whose value depends on the job: one CASE on the job's id per column (a value
-    the same for every job is set as it is)."""
-    columns = {c for values in per_job.values() for c in values}
-    sets: dict[str, Any] = {}
-    for column in sorted(columns):
-        missing = object()
-        given = [values.get(column, missing) for values in per_job.values()]
-        if any(v is missing for v in given):
-            raise ValueError(f"every job of per_job must set {column}")
-        if all(_same(v, given[0]) for v in given):
-            sets[column] = given[0]
-            continue
-        type_ = jobs.c[column].type
-        sets[column] = sa.case(
-            {
-                job_id: v if isinstance(v, sa.ClauseElement) else sa.literal(v, type_)
-                for job_id, v in ((j, vals[column]) for j, vals in per_job.items())
-            },
-            value=jobs.c.id,
-        )
-    return sets
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, sa.ClauseElement) or isinstance(b, sa.ClauseElement):
-        return a is b
-    return bool(a == b) and type(a) is type(b)
 
 
 def _returned(
@@ -385,18 +362,148 @@ async def _follow(
     conn: AsyncConnection, followers: str, now: datetime, leaders: Any, sets: Mapping[str, Any]
 ) -> None:
     """Jobs linked to `leaders` take over their outcome: the columns of it the move set, as
-    the leader's row now holds them (each follower its own leader's), in one UPDATE."""
-    taken = {column: _LEADERS[column] for column in sorted(_FOLLOWED & set(sets))}
-    await apply(
-        conn,
-        followers,
-        now,
-        where=jobs.c.linked_job_id.in_(leaders),
-        values=taken,
-        code=sa.func.coalesce(jobs.c.last_error_code, "OK")
-        if "last_error_code" in taken
-        else sa.literal("OK", sa.String),
+    the leader's row now holds them (each follower its own leader's), in one UPDATE whose
+    RETURNING gives their events (none at all when no job is linked)."""
+    taken = tuple(sorted(_FOLLOWED & set(sets)))
+    if not isinstance(leaders, list):
+        await apply(
+            conn,
+            followers,
+            now,
+            where=jobs.c.linked_job_id.in_(leaders),
+            values={column: _LEADERS[column] for column in taken},
+            code=_follower_code(taken),
+        )
+        return
+    transition = TRANSITIONS[followers]
+    rows = (
+        (
+            await conn.execute(
+                _follow_statement(followers, taken), {"leaders": leaders, "v_now": now}
+            )
+        )
+        .mappings()
+        .all()
     )
+    if rows:
+        assert transition.event is not None
+        await _events_of_moved(conn, transition.event, rows, now, None)
+
+
+def _follower_code(taken: Sequence[str]) -> sa.ColumnElement[Any]:
+    """A follower's event carries its leader's error code (copied with the outcome), or OK."""
+    if "last_error_code" in taken:
+        return sa.func.coalesce(jobs.c.last_error_code, "OK")
+    return sa.literal("OK", sa.String)
+
+
+@functools.cache
+def _follow_statement(followers: str, taken: tuple[str, ...]) -> sa.Update:
+    """Built once per shape: a statement object reused keeps its compiled form and cache key."""
+    transition = TRANSITIONS[followers]
+    return (
+        sa.update(jobs)
+        .where(
+            jobs.c.linked_job_id.in_(sa.bindparam("leaders", expanding=True)),
+            jobs.c.state.in_(sorted(transition.sources)),
+        )
+        .values(
+            state=transition.target,
+            updated_at=sa.bindparam("v_now", type_=UTCDateTime()),
+            **transition.sets,
+            **{column: _LEADERS[column] for column in taken},
+        )
+        .returning(
+            jobs.c.id,
+            jobs.c.batch_id,
+            jobs.c.attempts,
+            _follower_code(taken).label("event_code"),
+        )
+    )
+
+
+async def _apply_each(
+    conn: AsyncConnection,
+    name: str,
+    now: datetime,
+    per_job: Mapping[int, Mapping[str, Any]],
+    event: Mapping[int, Event],
+    owner: str | None,
+) -> Moved:
+    """`apply` with values of each job's own: which jobs can move (their rows locked on
+    PostgreSQL), then one UPDATE run for all of them, their events in one INSERT, and the
+    followers of all of them in one UPDATE. Returns the moved jobs' ids (and attempts, when
+    the move computed them)."""
+    transition = TRANSITIONS[name]
+    first = next(iter(per_job.values()), None)
+    if first is None:
+        return Moved(0, [])
+    bound = tuple(sorted(c for c, v in first.items() if not isinstance(v, sa.ClauseElement)))
+    exprs = tuple(sorted((c, v) for c, v in first.items() if isinstance(v, sa.ClauseElement)))
+    for values in per_job.values():
+        if set(values) != set(first) or any(values[c] is not v for c, v in exprs):
+            raise ValueError("every job of per_job sets the same columns the same way")
+    pick, update, read_back = _each_statements(name, owner is not None, bound, exprs)
+    params: dict[str, Any] = {"ids": list(per_job)}
+    if owner is not None:
+        params["owner"] = owner
+    movable = [r.id for r in await conn.execute(pick, params)]
+    if not movable:
+        return Moved(0, [])
+    await conn.execute(
+        update,
+        [
+            {"job_id": job_id, "v_now": now, **{f"v_{c}": per_job[job_id][c] for c in bound}}
+            for job_id in movable
+        ],
+    )
+    # Values computed by the database (an attempt charged) are read back for the caller.
+    rows: list[Any] = (
+        list((await conn.execute(read_back, {"ids": movable})).mappings().all())
+        if exprs
+        else [{"id": job_id} for job_id in movable]
+    )
+    if given := [event[j].row(now) for j in movable if j in event]:
+        await conn.execute(_INSERT_EVENTS, given)
+    if transition.followers is not None:
+        sets = {**transition.sets, **first}
+        await _follow(conn, transition.followers, now, movable, sets)
+    return Moved(len(movable), rows)
+
+
+_INSERT_EVENTS = sa.insert(events)
+
+
+@functools.cache
+def _each_statements(
+    name: str, owned: bool, bound: tuple[str, ...], exprs: tuple[tuple[str, Any], ...]
+) -> tuple[sa.Select[Any], sa.Update, sa.Select[Any]]:
+    """The statements of `_apply_each` for one shape of values, built once."""
+    transition = TRANSITIONS[name]
+    chosen = sa.and_(
+        jobs.c.id.in_(sa.bindparam("ids", expanding=True)),
+        jobs.c.state.in_(sorted(transition.sources)),
+    )
+    if owned:
+        chosen = sa.and_(chosen, jobs.c.claimed_by == sa.bindparam("owner", type_=sa.String))
+    pick = sa.select(jobs.c.id).where(chosen).order_by(jobs.c.id).with_for_update()
+    update = (
+        sa.update(jobs)
+        .where(jobs.c.id == sa.bindparam("job_id"))
+        .values(
+            {
+                **transition.sets,
+                **dict(exprs),
+                **{c: sa.bindparam(f"v_{c}", type_=jobs.c[c].type) for c in bound},
+                "state": transition.target,
+                "updated_at": sa.bindparam("v_now", type_=UTCDateTime()),
+            }
+        )
+    )
+    read_back = sa.select(jobs.c.id, jobs.c.attempts).where(
+        jobs.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+    return pick, update, read_back
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ from runner.store.lifecycle import WORK_STATES, Event, EventKind, JobState, appl
 from runner.store.models import events, jobs
 from runner.store.writer import Write, Writer
 
+_CHARGED = {True: jobs.c.attempts + 1, False: jobs.c.attempts}
+"""A job's attempts after a call that counts (or does not): one object each, so that writes of
+many jobs share one statement."""
+
 
 class Store(StoreCounts):
     """The job queue in its database. Make one with `open_store`.
@@ -116,7 +120,7 @@ class Store(StoreCounts):
             last_error_code=code,
             last_error_message=message,
             finished_at=now or utcnow(),
-            attempts=jobs.c.attempts + (1 if charge_attempt else 0),
+            attempts=_CHARGED[charge_attempt],
         )
 
     async def requeue(
@@ -141,7 +145,7 @@ class Store(StoreCounts):
             now,
             event,
             not_before=not_before,
-            attempts=jobs.c.attempts + (1 if charge_attempt else 0),
+            attempts=_CHARGED[charge_attempt],
             last_error_code=code,
             last_error_message=message,
         )

@@ -107,13 +107,13 @@ class Writer:
 
 async def _write_all(conn: AsyncConnection, batch: list[Write]) -> None:
     now = batch[0].now or utcnow()
-    groups: dict[tuple[str, str | None, frozenset[str]], list[Write]] = defaultdict(list)
+    groups: dict[tuple[str, str | None, tuple[Any, ...]], list[Write]] = defaultdict(list)
     alone: list[Write] = []
     for write in batch:
         if write.name is None:
             alone.append(write)
         else:
-            groups[(write.name, write.owner, frozenset(write.values))].append(write)
+            groups[(write.name, write.owner, _shape(write.values))].append(write)
     stuck: list[Write] = []
     for (name, owner, _), writes in groups.items():
         moved = await apply(
@@ -123,15 +123,14 @@ async def _write_all(conn: AsyncConnection, batch: list[Write]) -> None:
             per_job={w.job_id: w.values for w in writes if w.job_id is not None},
             event={w.job_id: w.event for w in writes if w.event and w.job_id is not None},
             owner=owner,
-            returning=[jobs.c.id, jobs.c.attempts],
             strict=False,
         )
-        attempts = {r["id"]: r["attempts"] for r in moved.rows}
+        attempts = {r["id"]: r.get("attempts") for r in moved.rows}
         for write in writes:
-            if write.job_id in attempts:
-                write.attempts = int(attempts[write.job_id])
-            else:
+            if write.job_id not in attempts:
                 stuck.append(write)
+            elif (after := attempts[write.job_id]) is not None:
+                write.attempts = int(after)
     if rows := [w.event.row(now) for w in alone if w.event]:
         await conn.execute(sa.insert(events), rows)
     if stuck:
@@ -147,3 +146,11 @@ async def _write_all(conn: AsyncConnection, batch: list[Write]) -> None:
         for write in stuck:
             assert write.job_id is not None and write.name is not None
             write.error = JobStateError(write.job_id, write.name, states.get(write.job_id))
+
+
+def _shape(values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Writes of one shape go in one statement: the same columns, and the same SQL expression
+    objects where a value is computed by the database."""
+    return tuple(
+        sorted((c, id(v) if isinstance(v, sa.ClauseElement) else None) for c, v in values.items())
+    )
