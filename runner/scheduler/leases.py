@@ -70,7 +70,7 @@ class SharedSlots:
         self.liveness = Liveness(stale_after)
         self.account = Account(None, None)  # as the last claim saw it
         # Jobs claimed in one statement with the one being started, waiting for a slot each.
-        self._claimed: collections.deque[Job] = collections.deque()
+        self._claimed: collections.deque[tuple[Job, int | None]] = collections.deque()
         self._shrink_from: Account | None = None
         self._successes = 0
         self._warned = False
@@ -88,7 +88,7 @@ class SharedSlots:
         it, the job is claimed first, while the current call runs, so that a freed slot is
         refilled at once, as a lone runner does.
         """
-        if self.account.limit is None:
+        if self.account.limit is None or self._claimed:
             return await self._claim_then_slot(backoff, batch)
         slot = await self.local.acquire()
         try:
@@ -109,8 +109,10 @@ class SharedSlots:
             claim = await self._claim(batch, up_to=self.local.effective - self.local.in_flight)
             if claim.job is None:
                 return None
-            self._claimed.extend((claim.job, *claim.more))
-        job = self._claimed.popleft()
+            # The first claim may find the account's number set: that job comes with a lease.
+            self._claimed.append((claim.job, claim.lease_id))
+            self._claimed.extend((job, None) for job in claim.more)
+        job, lease_id = self._claimed.popleft()
         try:
             slot = await self.local.acquire()
             await backoff.wait()
@@ -120,12 +122,14 @@ class SharedSlots:
             # without asking the database.
             if not self.liveness.fresh() and not await self.store.owns(job.id):
                 slot.release()
+                await Lease(self.store, lease_id, None).release()
                 return None
         except BaseException:
             with anyio.CancelScope(shield=True):
+                await Lease(self.store, lease_id, None).release()
                 await self.store.release(job.id)
             raise
-        return Started(job, Lease(self.store, None, slot))
+        return Started(job, Lease(self.store, lease_id, slot))
 
     async def release_unused(self) -> None:
         """Jobs claimed ahead of their slot that the run will not call go back to the queue
@@ -133,7 +137,9 @@ class SharedSlots:
         claimed, self._claimed = list(self._claimed), collections.deque()
         if claimed:
             with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
-                await self.store.release_many([job.id for job in claimed])
+                for _, lease_id in claimed:
+                    await Lease(self.store, lease_id, None).release()
+                await self.store.release_many([job.id for job, _ in claimed])
 
     async def _claim(self, batch: str | None, up_to: int = 1) -> account.Claim:
         await self._write_reactions()
