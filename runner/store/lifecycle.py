@@ -447,7 +447,9 @@ async def _apply_each(
     params: dict[str, Any] = {"ids": list(per_job)}
     if owner is not None:
         params["owner"] = owner
-    movable = [r.id for r in await conn.execute(pick, params)]
+    picked = (await conn.execute(pick, params)).all()
+    movable = [r.id for r in picked]
+    leaders = [r.id for r in picked if r.followed]
     if not movable:
         return Moved(0, [])
     await conn.execute(
@@ -465,9 +467,9 @@ async def _apply_each(
     )
     if given := [event[j].row(now) for j in movable if j in event]:
         await conn.execute(_INSERT_EVENTS, given)
-    if transition.followers is not None:
+    if transition.followers is not None and leaders:
         sets = {**transition.sets, **first}
-        await _follow(conn, transition.followers, now, movable, sets)
+        await _follow(conn, transition.followers, now, leaders, sets)
     return Moved(len(movable), rows)
 
 
@@ -486,7 +488,17 @@ def _each_statements(
     )
     if owned:
         chosen = sa.and_(chosen, jobs.c.claimed_by == sa.bindparam("owner", type_=sa.String))
-    pick = sa.select(jobs.c.id).where(chosen).order_by(jobs.c.id).with_for_update()
+    # Whether any job waits for it, asked in the same statement: most settles have no
+    # followers, and then the followers' UPDATE is not run at all.
+    follower = jobs.alias("follower")
+    followed = (
+        sa.exists()
+        .where(follower.c.linked_job_id == jobs.c.id, follower.c.state == JobState.LINKED.value)
+        .label("followed")
+        if transition.followers is not None
+        else sa.false().label("followed")
+    )
+    pick = sa.select(jobs.c.id, followed).where(chosen).order_by(jobs.c.id).with_for_update(of=jobs)
     update = (
         sa.update(jobs)
         .where(jobs.c.id == sa.bindparam("job_id"))
