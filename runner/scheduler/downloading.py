@@ -22,6 +22,7 @@ from runner.scheduler.downloads import (
 )
 from runner.scheduler.faults import LOCAL_FAULTS
 from runner.scheduler.files import NotAnImage
+from runner.scheduler.heartbeat import Liveness
 from runner.scheduler.settings import RunSettings, RunStats
 from runner.scheduler.sinks import ResultSink
 from runner.store import Event, EventKind, Job, JobStateError, Store
@@ -43,6 +44,7 @@ class Downloads:
         settings: RunSettings,
         stats: RunStats,
         rng: random.Random,
+        liveness: Liveness,
         interrupted: Callable[[], bool],
         notify: Callable[[], None],
         on_fault: Callable[[BaseException], None],
@@ -55,6 +57,7 @@ class Downloads:
         self.settings = settings
         self.stats = stats
         self._rng = rng
+        self._liveness = liveness
         self._interrupted = interrupted
         self._notify = notify
         self._on_fault = on_fault
@@ -93,7 +96,7 @@ class Downloads:
 
     async def _download(self, job: Job) -> None:
         assert job.result_url is not None and job.result_expires_at is not None
-        if not await self.store.owns(job.id):
+        if not await self._owns(job):
             # Taken over while this runner was thought dead: the new owner fetches it.
             log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
             return
@@ -171,8 +174,13 @@ class Downloads:
     async def _still_ours(self, job: Job) -> None:
         """A download may outlast this runner's claim (a pause past --stale-after): the file
         is written only while the job is still this runner's."""
-        if not await self.store.owns(job.id):
+        if not await self._owns(job):
             raise TakenOver(job.id)
+
+    async def _owns(self, job: Job) -> bool:
+        """Soon after this runner renewed its heartbeat no one can have taken its jobs over:
+        the database is asked only after a longer gap."""
+        return self._liveness.fresh() or await self.store.owns(job.id)
 
     async def lost(self, job: Job, code: str, why: str, paid: Event | None = None) -> None:
         """The paid result cannot be had: generate it again, within the job's bound."""

@@ -9,6 +9,7 @@ its results waiting for download become this runner's, and its temporary files g
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -27,6 +28,35 @@ STOPS_THE_RUN: tuple[type[Exception], ...] = (DeclaredDead, *LOCAL_FAULTS)
 """This runner was declared dead, or its disk or database failed: it must stop claiming."""
 
 
+def clock_with_pauses() -> float:
+    """Seconds on a clock that goes on while the process is stopped or the machine sleeps
+    (CLOCK_BOOTTIME on Linux; time.monotonic stands still through a suspend)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boottime) if boottime is not None else time.time()
+
+
+class Liveness:
+    """When this runner last renewed its heartbeat (a claim or a beat). No runner takes over
+    from it before its heartbeat is --stale-after old, so for half of that after a renewal
+    the jobs it claimed are still its own without asking the database; after a longer gap (a
+    paused process, a machine asleep: the clock runs through both) it asks."""
+
+    def __init__(self, stale_after: timedelta) -> None:
+        self._trust = stale_after.total_seconds() / 2
+        self._renewed = -float("inf")
+
+    @staticmethod
+    def now() -> float:
+        return clock_with_pauses()
+
+    def renewed(self, started: float) -> None:
+        """A renewal that began at `started` (taken before its transaction) succeeded."""
+        self._renewed = max(self._renewed, started)
+
+    def fresh(self) -> bool:
+        return clock_with_pauses() - self._renewed < self._trust
+
+
 def beat_interval(stale_after: timedelta) -> float:
     """Several beats within the stale bound, so one late beat never looks like a death."""
     return max(0.1, min(5.0, stale_after.total_seconds() / 6))
@@ -39,6 +69,7 @@ async def keep_alive(
     adopt: Callable[[Job], None],
     wake: Callable[[], None],
     stop: Callable[[BaseException], None],
+    liveness: Liveness | None = None,
 ) -> None:
     """Beat until cancelled. Results taken over go to `adopt`; `wake` when jobs went back to
     the queue; `stop` with the reason when this runner is declared dead or the database
@@ -47,7 +78,10 @@ async def keep_alive(
         await anyio.sleep(beat_interval(settings.stale_after))
         try:
             await replay_orphaned_journals(store, settings.local_dir)
+            started = Liveness.now()
             reaped = await reap(store, settings.worker, settings.stale_after, batch=settings.batch)
+            if liveness is not None:
+                liveness.renewed(started)
             if reaped.runners:
                 for folder in settings.temp_folders:
                     await anyio.to_thread.run_sync(remove_stale_temp_files, folder)

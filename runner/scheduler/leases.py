@@ -13,15 +13,16 @@ into a closed gate), so they are noted here and written by the next `start`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
 
 from runner.scheduler.faults import LOCAL_FAULTS
+from runner.scheduler.heartbeat import Liveness
 from runner.scheduler.slots import AccountBackoff, ApiSlots, SlotLease
 from runner.store import Job, Store
 from runner.store import leases as account
@@ -66,7 +67,10 @@ class SharedSlots:
         self.runner_id = runner_id
         self.stale_after = stale_after
         self.local = ApiSlots(share)
+        self.liveness = Liveness(stale_after)
         self.account = Account(None, None)  # as the last claim saw it
+        # Jobs claimed in one statement with the one being started, waiting for a slot each.
+        self._claimed: collections.deque[tuple[Job, int | None]] = collections.deque()
         self._shrink_from: Account | None = None
         self._successes = 0
         self._warned = False
@@ -84,7 +88,7 @@ class SharedSlots:
         it, the job is claimed first, while the current call runs, so that a freed slot is
         refilled at once, as a lone runner does.
         """
-        if self.account.limit is None:
+        if self.account.limit is None or self._claimed:
             return await self._claim_then_slot(backoff, batch)
         slot = await self.local.acquire()
         try:
@@ -99,34 +103,51 @@ class SharedSlots:
         return Started(claim.job, Lease(self.store, claim.lease_id, slot))
 
     async def _claim_then_slot(self, backoff: AccountBackoff, batch: str | None) -> Started | None:
-        claim = await self._claim(batch)
-        if claim.job is None:
-            return None
+        if not self._claimed:
+            # As many jobs as there are free slots, in one statement (at least one, claimed
+            # while the current calls run, so that a freed slot is refilled at once).
+            claim = await self._claim(batch, up_to=self.local.effective - self.local.in_flight)
+            if claim.job is None:
+                return None
+            # The first claim may find the account's number set: that job comes with a lease.
+            self._claimed.append((claim.job, claim.lease_id))
+            self._claimed.extend((job, None) for job in claim.more)
+        job, lease_id = self._claimed.popleft()
         try:
-            claimed_at = _clock_with_pauses()
             slot = await self.local.acquire()
             await backoff.wait()
             # The wait may have been long (a paused process, a machine asleep): a job taken
-            # over meanwhile is not called for again. The claim renewed this runner's
-            # heartbeat, and no one takes over before it is --stale-after old, so after a
-            # shorter wait the job is still ours without asking the database.
-            waited = _clock_with_pauses() - claimed_at
-            long_wait = waited >= self.stale_after.total_seconds() / 2
-            if long_wait and not await self.store.owns(claim.job.id):
+            # over meanwhile is not called for again. No one takes over before this runner's
+            # heartbeat is --stale-after old, so soon after a renewal the job is still ours
+            # without asking the database.
+            if not self.liveness.fresh() and not await self.store.owns(job.id):
                 slot.release()
+                await Lease(self.store, lease_id, None).release()
                 return None
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await Lease(self.store, claim.lease_id, None).release()
-                await self.store.release(claim.job.id)
+                await Lease(self.store, lease_id, None).release()
+                await self.store.release(job.id)
             raise
-        return Started(claim.job, Lease(self.store, claim.lease_id, slot))
+        return Started(job, Lease(self.store, lease_id, slot))
 
-    async def _claim(self, batch: str | None) -> account.Claim:
+    async def release_unused(self) -> None:
+        """Jobs claimed ahead of their slot that the run will not call go back to the queue
+        (a killed runner's go back when another runner or the next start takes over)."""
+        claimed, self._claimed = list(self._claimed), collections.deque()
+        if claimed:
+            with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
+                for _, lease_id in claimed:
+                    await Lease(self.store, lease_id, None).release()
+                await self.store.release_many([job.id for job, _ in claimed])
+
+    async def _claim(self, batch: str | None, up_to: int = 1) -> account.Claim:
         await self._write_reactions()
+        started = self.liveness.now()
         claim = await account.claim_with_lease(
-            self.store, self.runner_id, self.stale_after, batch=batch
+            self.store, self.runner_id, self.stale_after, batch=batch, up_to=up_to
         )
+        self.liveness.renewed(started)  # the claim renewed this runner's heartbeat
         newly_set = self.account.concurrency is None and claim.account.concurrency is not None
         if newly_set and self.local.limit > (claim.account.concurrency or 0):
             log.info(
@@ -169,10 +190,3 @@ class SharedSlots:
                     )
             if successes:
                 await account.grow(self.store, successes)
-
-
-def _clock_with_pauses() -> float:
-    """Seconds on a clock that goes on while the process is stopped or the machine sleeps
-    (CLOCK_BOOTTIME on Linux; time.monotonic stands still through a suspend)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boottime) if boottime is not None else time.time()

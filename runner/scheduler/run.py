@@ -90,6 +90,7 @@ class Scheduler:
             settings,
             self.stats,
             self._rng,
+            liveness=self.slots.liveness,
             interrupted=lambda: self.stop_reason is StopReason.INTERRUPTED,
             notify=self._notify,
             on_fault=self._local_fault,
@@ -145,12 +146,17 @@ class Scheduler:
         async with anyio.create_task_group() as outer:
             if settings.handle_signals:
                 outer.start_soon(self._watch_signals, outer.cancel_scope)
+            # Outlives every call and download: their transitions are committed through it.
+            await outer.start(self.store.writer.run)
             outer.start_soon(self._keep_alive)
             async with anyio.create_task_group() as downloaders:
                 for _ in range(settings.download_workers):
                     downloaders.start_soon(self.downloads.worker)
                 async with anyio.create_task_group() as calls:
-                    await self._claim_loop(calls)
+                    try:
+                        await self._claim_loop(calls)
+                    finally:
+                        await self.slots.release_unused()
                 # Every call has ended: let the downloads drain, then stop the workers.
                 self.downloads.queue.close()
             outer.cancel_scope.cancel()  # the signal watcher
@@ -186,6 +192,7 @@ class Scheduler:
             adopt=self.downloads.resume,
             wake=self._notify,
             stop=self._local_fault,
+            liveness=self.slots.liveness,
         )
 
     def _notify(self) -> None:

@@ -27,7 +27,7 @@ from runner.clock import utcnow
 from runner.store.base import StoreBase
 from runner.store.jobs import Job
 from runner.store.models import accounts, batches, jobs, leases
-from runner.store.queue import claim_in
+from runner.store.queue import claim_in, claim_some_in
 from runner.store.runners import renew
 
 ACCOUNT = "default"
@@ -55,6 +55,7 @@ class Claim:
     lease_id: int | None = None
     account: Account = Account(None, None)
     full: bool = False  # every lease of the account is held: wait for one
+    more: tuple[Job, ...] = ()  # further jobs claimed with it (without leases: none needed)
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,12 @@ async def claim_with_lease(
     *,
     batch: str | None = None,
     now: datetime | None = None,
+    up_to: int = 1,
 ) -> Claim:
     """Renew this runner's heartbeat (DeclaredDead: stop), then, if the account has a lease
     free, claim the oldest due job and take a lease for it, all in one transaction. Without
-    a number set for the account, the job comes without a lease."""
+    a number set for the account, the job comes without a lease, and with up to `up_to` - 1
+    more jobs claimed in the same statement."""
     now = now or utcnow()
     async with store.transaction(immediate=True) as conn:
         await renew(conn, runner_id, stale_after)
@@ -95,8 +98,11 @@ async def claim_with_lease(
             held = int(await conn.scalar(sa.select(sa.func.count()).select_from(leases)) or 0)
             if held >= limit:
                 return Claim(account=account, full=True)
+        if limit is None:
+            claimed = await claim_some_in(store, conn, now, runner_id, batch, max(1, up_to))
+            return Claim(claimed[0] if claimed else None, None, account, more=tuple(claimed[1:]))
         job = await claim_in(store, conn, now, runner_id, batch)
-        if job is None or limit is None:
+        if job is None:
             return Claim(job, None, account)
         lease_id = await conn.scalar(
             sa.insert(leases)

@@ -17,6 +17,7 @@ A `linked` job waits for an identical job (its leader) and follows it: `linked_d
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -262,27 +263,43 @@ async def apply(
     ids: Sequence[int] | None = None,
     where: sa.ColumnElement[bool] | None = None,
     values: Mapping[str, Any] | None = None,
-    event: Event | None = None,
+    per_job: Mapping[int, Mapping[str, Any]] | None = None,
+    event: Event | Mapping[int, Event] | None = None,
     code: str | sa.ColumnElement[Any] | None = None,
     worker: str | None = None,
     owner: str | None = None,
     returning: Sequence[sa.Column[Any]] = (),
+    strict: bool = True,
 ) -> Moved:
     """Apply transition `name` to the jobs `ids` (each must be in a source state, else
     JobStateError, and the caller's transaction rolls back) or to every job matching `where`
     that is in a source state; returns how many moved and, with `returning`, those columns
-    of the moved rows as they are afterwards.
+    of the moved rows as they are afterwards (always with their id).
 
-    The state change is one UPDATE. The events go in the same transaction: the given `event`
-    (the call or download that caused a one-job move), else one of the transition's kind per
-    moved job, carrying `code` (a value, or a column such as the job's last error code) and
-    the job's attempts as they were before the move. Linked jobs then follow through the
-    transition's `followers`.
+    The state change is one UPDATE. `values` are set on every moved job. `per_job` instead
+    gives each job its own values (the same columns for every job; a value that is a SQL
+    expression must be the same object for all), written by one statement run for many rows.
+    The events go in the same transaction: the given `event` (the call or download that
+    caused a one-job move; a mapping gives each job of `ids` its own), else one of the
+    transition's kind per moved job, carrying `code` (a value, or a column such as the job's
+    last error code) and the job's attempts as they were before the move. Linked jobs then
+    follow through the transition's `followers`, taking over their leader's outcome.
 
     With `owner`, only jobs claimed by that runner move: a runner declared dead, whose jobs
-    went to others, moves none of them (JobStateError for `ids`).
+    went to others, moves none of them (JobStateError for `ids`). With `strict=False`, jobs
+    of `ids` that cannot move are left out instead (the returned rows say which moved), so
+    one batch of many jobs' transitions is not undone by one job settled elsewhere.
     """
     transition = TRANSITIONS[name]
+    if per_job is not None:
+        if ids is not None or where is not None or values or code is not None or returning:
+            raise ValueError("per_job goes alone, with an event mapping and an owner at most")
+        if isinstance(event, Event):
+            raise ValueError("per_job takes one event per job")
+        moved = await _apply_each(conn, name, now, per_job, event or {}, owner)
+        if strict and moved.count != len(per_job):
+            raise await _state_error(conn, name, list(per_job), transition)
+        return moved
     if (ids is None) == (where is None):
         raise ValueError("give exactly one of ids and where")
     chosen = sa.and_(
@@ -291,42 +308,253 @@ async def apply(
     )
     if owner is not None:
         chosen = sa.and_(chosen, jobs.c.claimed_by == owner)
-    if event is None and transition.event is not None:
+    sets: dict[str, Any] = {**transition.sets, **(values or {})}
+    # Events of the transition's kind: from the moved rows (RETURNING) when the move leaves
+    # `attempts` as it was, else read before the move (INSERT ... SELECT).
+    from_moved = event is None and transition.event is not None and "attempts" not in sets
+    if event is None and transition.event is not None and not from_moved:
         if conn.dialect.name == "postgresql":  # hold the rows so the events match the move
             await conn.execute(sa.select(jobs.c.id).where(chosen).with_for_update())
         await record_events(conn, transition.event, chosen, now, code, worker)
-    elif event is not None:
+    elif isinstance(event, Event):
         await conn.execute(sa.insert(events), [event.row(now)])
-    sets = {**transition.sets, **(values or {})}
     update = sa.update(jobs).where(chosen).values(state=transition.target, updated_at=now, **sets)
-    if returning:
-        rows = list((await conn.execute(update.returning(*returning))).mappings().all())
+    wanted = _returned(returning, from_moved, event, code)
+    if wanted:
+        result = await conn.execute(update.returning(*wanted))
+        rows = list(result.mappings().all())
         count = len(rows)
     else:
         rows, count = [], int((await conn.execute(update)).rowcount)
-    if ids is not None and count != len(set(ids)):
+    if strict and ids is not None and count != len(set(ids)):
         raise await _state_error(conn, name, ids, transition)
+    if from_moved and rows:
+        assert transition.event is not None
+        await _events_of_moved(conn, transition.event, rows, now, worker)
+    elif isinstance(event, Mapping) and (
+        given := [event[r["id"]].row(now) for r in rows if r["id"] in event]
+    ):
+        await conn.execute(sa.insert(events), given)
     if transition.followers is not None and count:
         leaders: Any = (
-            ids if ids is not None else sa.select(jobs.c.id).where(state_is(transition.target))
+            [r["id"] for r in rows]
+            if rows
+            else ids
+            if ids is not None
+            else sa.select(jobs.c.id).where(state_is(transition.target))
         )
-        if await has_followers(conn, leaders):
-            await apply(
-                conn,
-                transition.followers,
-                now,
-                where=jobs.c.linked_job_id.in_(leaders),
-                values={k: v for k, v in sets.items() if k in _FOLLOWED},
-                code=sets.get("last_error_code") or "OK",
-            )
+        await _follow(conn, transition.followers, now, leaders, sets)
     return Moved(count, rows)
 
 
-async def has_followers(conn: AsyncConnection, leaders: Any) -> bool:
-    """Does any `linked` job wait for one of `leaders`? One probe of ix_jobs_linked_waiting,
-    usually empty, instead of the followers' event insert and update (and row lock)."""
-    waiting = sa.and_(jobs.c.linked_job_id.in_(leaders), state_is(JobState.LINKED))
-    return bool(await conn.scalar(sa.select(sa.literal(1)).where(waiting).limit(1)))
+def _returned(
+    returning: Sequence[sa.Column[Any]],
+    from_moved: bool,
+    event: Event | Mapping[int, Event] | None,
+    code: str | sa.ColumnElement[Any] | None,
+) -> list[Any]:
+    """What the UPDATE returns: the caller's columns, and what the events need."""
+    wanted: list[Any] = list(returning)
+    if from_moved:
+        wanted += [jobs.c.batch_id, jobs.c.attempts, _code(code).label("event_code")]
+    elif not isinstance(event, Mapping) and not returning:
+        return []
+    if jobs.c.id not in wanted:
+        wanted.append(jobs.c.id)
+    return list(dict.fromkeys(wanted))
+
+
+def _code(code: str | sa.ColumnElement[Any] | None) -> sa.ColumnElement[Any]:
+    return code if isinstance(code, sa.ColumnElement) else sa.literal(code, sa.String)
+
+
+async def _events_of_moved(
+    conn: AsyncConnection,
+    kind: EventKind,
+    rows: Sequence[RowMapping],
+    now: datetime,
+    worker: str | None,
+) -> None:
+    """One event of `kind` per moved row, in one INSERT of many rows. A column `code` is as
+    the move left it, so only transitions that keep it (or copy it, as followers do) take
+    this path."""
+    await conn.execute(
+        sa.insert(events),
+        [
+            {
+                "kind": kind.value,
+                "at": now,
+                "job_id": r["id"],
+                "batch_id": r["batch_id"],
+                "code": r["event_code"],
+                "attempt": r["attempts"],
+                "worker": worker,
+            }
+            for r in rows
+        ],
+    )
+
+
+async def _follow(
+    conn: AsyncConnection, followers: str, now: datetime, leaders: Any, sets: Mapping[str, Any]
+) -> None:
+    """Jobs linked to `leaders` take over their outcome: the columns of it the move set, as
+    the leader's row now holds them (each follower its own leader's), in one UPDATE whose
+    RETURNING gives their events (none at all when no job is linked)."""
+    taken = tuple(sorted(_FOLLOWED & set(sets)))
+    if not isinstance(leaders, list):
+        await apply(
+            conn,
+            followers,
+            now,
+            where=jobs.c.linked_job_id.in_(leaders),
+            values={column: _LEADERS[column] for column in taken},
+            code=_follower_code(taken),
+        )
+        return
+    transition = TRANSITIONS[followers]
+    rows = (
+        (
+            await conn.execute(
+                _follow_statement(followers, taken), {"leaders": leaders, "v_now": now}
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if rows:
+        assert transition.event is not None
+        await _events_of_moved(conn, transition.event, rows, now, None)
+
+
+def _follower_code(taken: Sequence[str]) -> sa.ColumnElement[Any]:
+    """A follower's event carries its leader's error code (copied with the outcome), or OK."""
+    if "last_error_code" in taken:
+        return sa.func.coalesce(jobs.c.last_error_code, "OK")
+    return sa.literal("OK", sa.String)
+
+
+@functools.cache
+def _follow_statement(followers: str, taken: tuple[str, ...]) -> sa.Update:
+    """Built once per shape: a statement object reused keeps its compiled form and cache key."""
+    transition = TRANSITIONS[followers]
+    return (
+        sa.update(jobs)
+        .where(
+            jobs.c.linked_job_id.in_(sa.bindparam("leaders", expanding=True)),
+            state_is(*transition.sources),
+        )
+        .values(
+            state=transition.target,
+            updated_at=sa.bindparam("v_now", type_=UTCDateTime()),
+            **transition.sets,
+            **{column: _LEADERS[column] for column in taken},
+        )
+        .returning(
+            jobs.c.id,
+            jobs.c.batch_id,
+            jobs.c.attempts,
+            _follower_code(taken).label("event_code"),
+        )
+    )
+
+
+async def _apply_each(
+    conn: AsyncConnection,
+    name: str,
+    now: datetime,
+    per_job: Mapping[int, Mapping[str, Any]],
+    event: Mapping[int, Event],
+    owner: str | None,
+) -> Moved:
+    """`apply` with values of each job's own: which jobs can move (their rows locked on
+    PostgreSQL), then one UPDATE run for all of them, their events in one INSERT, and the
+    followers of all of them in one UPDATE. Returns the moved jobs' ids (and attempts, when
+    the move computed them)."""
+    transition = TRANSITIONS[name]
+    first = next(iter(per_job.values()), None)
+    if first is None:
+        return Moved(0, [])
+    bound = tuple(sorted(c for c, v in first.items() if not isinstance(v, sa.ClauseElement)))
+    exprs = tuple(sorted((c, v) for c, v in first.items() if isinstance(v, sa.ClauseElement)))
+    for values in per_job.values():
+        if set(values) != set(first) or any(values[c] is not v for c, v in exprs):
+            raise ValueError("every job of per_job sets the same columns the same way")
+    pick, update, read_back = _each_statements(name, owner is not None, bound, exprs)
+    params: dict[str, Any] = {"ids": list(per_job)}
+    if owner is not None:
+        params["owner"] = owner
+    picked = (await conn.execute(pick, params)).all()
+    movable = [r.id for r in picked]
+    leaders = [r.id for r in picked if r.followed]
+    if not movable:
+        return Moved(0, [])
+    await conn.execute(
+        update,
+        [
+            {"job_id": job_id, "v_now": now, **{f"v_{c}": per_job[job_id][c] for c in bound}}
+            for job_id in movable
+        ],
+    )
+    # Values computed by the database (an attempt charged) are read back for the caller.
+    rows: list[Any] = (
+        list((await conn.execute(read_back, {"ids": movable})).mappings().all())
+        if exprs
+        else [{"id": job_id} for job_id in movable]
+    )
+    if given := [event[j].row(now) for j in movable if j in event]:
+        await conn.execute(_INSERT_EVENTS, given)
+    if transition.followers is not None and leaders:
+        sets = {**transition.sets, **first}
+        await _follow(conn, transition.followers, now, leaders, sets)
+    return Moved(len(movable), rows)
+
+
+_INSERT_EVENTS = sa.insert(events)
+# Written into the SQL, so the probe matches the partial index of waiting followers.
+_LINKED_LITERAL = sa.literal(JobState.LINKED.value, sa.String, literal_execute=True)
+
+
+@functools.cache
+def _each_statements(
+    name: str, owned: bool, bound: tuple[str, ...], exprs: tuple[tuple[str, Any], ...]
+) -> tuple[sa.Select[Any], sa.Update, sa.Select[Any]]:
+    """The statements of `_apply_each` for one shape of values, built once."""
+    transition = TRANSITIONS[name]
+    chosen = sa.and_(
+        jobs.c.id.in_(sa.bindparam("ids", expanding=True)),
+        state_is(*transition.sources),
+    )
+    if owned:
+        chosen = sa.and_(chosen, jobs.c.claimed_by == sa.bindparam("owner", type_=sa.String))
+    # Whether any job waits for it, asked in the same statement: most settles have no
+    # followers, and then the followers' UPDATE is not run at all.
+    follower = jobs.alias("follower")
+    followed = (
+        sa.exists()
+        .where(follower.c.linked_job_id == jobs.c.id, follower.c.state == _LINKED_LITERAL)
+        .label("followed")
+        if transition.followers is not None
+        else sa.false().label("followed")
+    )
+    pick = sa.select(jobs.c.id, followed).where(chosen).order_by(jobs.c.id).with_for_update(of=jobs)
+    update = (
+        sa.update(jobs)
+        .where(jobs.c.id == sa.bindparam("job_id"))
+        .values(
+            {
+                **transition.sets,
+                **dict(exprs),
+                **{c: sa.bindparam(f"v_{c}", type_=jobs.c[c].type) for c in bound},
+                "state": transition.target,
+                "updated_at": sa.bindparam("v_now", type_=UTCDateTime()),
+            }
+        )
+    )
+    read_back = sa.select(jobs.c.id, jobs.c.attempts).where(
+        jobs.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+    return pick, update, read_back
 
 
 @dataclass(frozen=True)
@@ -342,6 +570,15 @@ _FOLLOWED = frozenset(
     {"output_path", "sha256", "bytes", "finished_at", "last_error_code", "last_error_message"}
 )
 """What a linked job takes over from its leader's outcome."""
+
+_leader = jobs.alias("leader")
+_LEADERS = {
+    column: sa.select(_leader.c[column])
+    .where(_leader.c.id == jobs.c.linked_job_id)
+    .scalar_subquery()
+    for column in _FOLLOWED
+}
+"""Each of those columns as a linked job's leader holds it (built once: an alias is costly)."""
 
 
 async def record_events(

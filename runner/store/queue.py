@@ -29,6 +29,11 @@ from runner.store.lifecycle import (
     state_is,
 )
 from runner.store.models import events, jobs
+from runner.store.writer import Write, Writer
+
+_CHARGED = {True: jobs.c.attempts + 1, False: jobs.c.attempts}
+"""A job's attempts after a call that counts (or does not): one object each, so that writes of
+many jobs share one statement."""
 
 
 class Store(StoreCounts):
@@ -39,6 +44,8 @@ class Store(StoreCounts):
     """
 
     # -- the scheduler's transitions ---------------------------------------------------------
+
+    _writer: Writer | None = None
 
     async def claim_next(self, now: datetime, worker: str, batch: str | None = None) -> Job | None:
         """Take the oldest due `queued` job: it becomes `submitting`, claimed by `worker`.
@@ -62,7 +69,7 @@ class Store(StoreCounts):
     ) -> None:
         """`submitting` → `generated`: the API returned a result URL, valid until `expires_at`.
         `owner`: the runner that claimed the job, when not this store's (a journal replay)."""
-        await self._apply(
+        await self._write(
             "generated",
             job_id,
             now,
@@ -85,16 +92,15 @@ class Store(StoreCounts):
         now: datetime | None = None,
     ) -> None:
         """`generated` or `submitting` → `done`; jobs linked to it are done with it."""
-        now = now or utcnow()
         values: dict[str, Any] = {
             "output_path": output_path,
             "sha256": sha256,
             "bytes": size,
-            "finished_at": now,
+            "finished_at": now or utcnow(),
         }
         if request_id is not None:
             values["request_id"] = request_id
-        await self._apply("done", job_id, now, event, **values)
+        await self._write("done", job_id, now, event, **values)
 
     async def mark_failed(
         self,
@@ -110,16 +116,15 @@ class Store(StoreCounts):
 
         `charge_attempt` counts the failing call itself (a transient error on the last try).
         """
-        now = now or utcnow()
-        await self._apply(
+        await self._write(
             "fail",
             job_id,
             now,
             event,
             last_error_code=code,
             last_error_message=message,
-            finished_at=now,
-            attempts=jobs.c.attempts + (1 if charge_attempt else 0),
+            finished_at=now or utcnow(),
+            attempts=_CHARGED[charge_attempt],
         )
 
     async def requeue(
@@ -138,25 +143,19 @@ class Store(StoreCounts):
         `charge_attempt` counts this try against max_attempts (transient errors do, throttling
         does not). Allowed from `submitting` and `generated` (a result that will not download).
         """
-        now = now or utcnow()
-        async with self.transaction(immediate=True) as conn:
-            moved = await apply(
-                conn,
-                "requeue",
-                now,
-                ids=[job_id],
-                event=event,
-                owner=self.runner,
-                values={
-                    "not_before": not_before,
-                    "attempts": jobs.c.attempts + (1 if charge_attempt else 0),
-                    "last_error_code": code,
-                    "last_error_message": message,
-                },
-                returning=[jobs.c.attempts],
-            )
-            self.claim_floor.requeued(job_id)
-            return int(moved.rows[0]["attempts"])
+        written = await self._write(
+            "requeue",
+            job_id,
+            now,
+            event,
+            not_before=not_before,
+            attempts=_CHARGED[charge_attempt],
+            last_error_code=code,
+            last_error_message=message,
+        )
+        assert written.attempts is not None
+        self.claim_floor.requeued(job_id)
+        return written.attempts
 
     async def release(
         self, job_id: int, *, event: Event | None = None, now: datetime | None = None
@@ -172,6 +171,17 @@ class Store(StoreCounts):
             if moved and event is not None:
                 await conn.execute(sa.insert(events), [event.row(now)])
             return bool(moved)
+
+    async def release_many(self, job_ids: list[int], *, now: datetime | None = None) -> int:
+        """`release` for many jobs in one statement (jobs claimed ahead and never called);
+        returns how many went back."""
+        async with self.transaction(immediate=True) as conn:
+            moved = await apply(
+                conn, "release", now or utcnow(), where=jobs.c.id.in_(job_ids), owner=self.runner
+            )
+            if job_ids:
+                self.claim_floor.requeued(min(job_ids))
+            return moved.count
 
     async def expire_generated(self, job_id: int, *, now: datetime | None = None) -> None:
         """`generated` → `queued`: the result URL expired before the download; no charge."""
@@ -234,6 +244,29 @@ class Store(StoreCounts):
                 owner=owner or self.runner,
             )
 
+    @property
+    def writer(self) -> Writer:
+        """Batches the run's transitions while its task runs (`Writer.run`)."""
+        if self._writer is None:
+            self._writer = Writer(self)
+        return self._writer
+
+    async def _write(
+        self,
+        name: str,
+        job_id: int,
+        now: datetime | None,
+        event: Event | None,
+        *,
+        owner: str | None = None,
+        **values: Any,
+    ) -> Write:
+        """A one-job transition through the writer: batched with others while it runs, else
+        in a transaction of its own. JobStateError when the job cannot move."""
+        return await self.writer.write(
+            Write(name, job_id, values, event, owner or self.runner, now)
+        )
+
     async def set_output_path(
         self, job_id: int, output_path: str, *, now: datetime | None = None
     ) -> None:
@@ -248,8 +281,11 @@ class Store(StoreCounts):
     async def record_event(self, event: Event, *, at: datetime | None = None) -> None:
         """Append one event that goes with no state change (a failed download). Its batch
         is the job's unless given."""
+        if event.batch_id is not None:
+            await self.writer.write(Write(None, event.job_id, event=event, now=at))
+            return
         row: dict[str, Any] = event.row(at or utcnow())
-        if event.batch_id is None and event.job_id is not None:
+        if event.job_id is not None:
             row["batch_id"] = (
                 sa.select(jobs.c.batch_id).where(jobs.c.id == event.job_id).scalar_subquery()
             )
@@ -328,7 +364,20 @@ class Store(StoreCounts):
 async def claim_in(
     store: StoreBase, conn: AsyncConnection, now: datetime, worker: str, batch: str | None
 ) -> Job | None:
-    """`claim_next` inside the caller's write transaction (which may take a lease with it).
+    """`claim_next` inside the caller's write transaction (which may take a lease with it)."""
+    claimed = await claim_some_in(store, conn, now, worker, batch, 1)
+    return claimed[0] if claimed else None
+
+
+async def claim_some_in(
+    store: StoreBase,
+    conn: AsyncConnection,
+    now: datetime,
+    worker: str,
+    batch: str | None,
+    limit: int,
+) -> list[Job]:
+    """The `limit` oldest due `queued` jobs, claimed in one statement, the oldest first.
 
     The pick reads the partial index ix_jobs_claimable, which holds only queued jobs; on
     PostgreSQL it skips rows other claimers hold (FOR UPDATE SKIP LOCKED) and starts at the
@@ -336,14 +385,16 @@ async def claim_in(
     entries finished jobs leave in that index until the next VACUUM.
     """
     floor = store.claim_floor.lowest() if store.runner is not None else 0  # a run's claims
-    claimed = await _claim_from(store, conn, now, worker, batch, floor)
+    claimed = await _claim_from(store, conn, now, worker, batch, floor, limit)
     if not claimed and floor:  # nothing due above the floor: look from the oldest
         floor = 0
-        claimed = await _claim_from(store, conn, now, worker, batch, floor)
+        claimed = await _claim_from(store, conn, now, worker, batch, floor, limit)
     if not claimed:
-        return None
-    store.claim_floor.claimed(int(claimed.rows[0]["id"]), floor)
-    return await store._job(conn, claimed.rows[0])
+        return []
+    rows = sorted(claimed.rows, key=lambda r: r["id"])
+    # Claimed in id order from the floor: no due job is left below the newest one taken.
+    store.claim_floor.claimed(int(rows[-1]["id"]), floor)
+    return [await store._job(conn, r) for r in rows]
 
 
 async def _claim_from(
@@ -353,6 +404,7 @@ async def _claim_from(
     worker: str,
     batch: str | None,
     floor: int,
+    limit: int,
 ) -> Moved:
     pick = (
         sa.select(jobs.c.id)
@@ -362,7 +414,7 @@ async def _claim_from(
             await store._scope(conn, batch),
         )
         .order_by(jobs.c.id)
-        .limit(1)
+        .limit(limit)
     )
     if floor:  # see runner.store.claim_floor
         pick = pick.where(jobs.c.id >= floor)
@@ -374,7 +426,7 @@ async def _claim_from(
         conn,
         "claim",
         now,
-        where=jobs.c.id == pick.scalar_subquery(),
+        where=jobs.c.id == pick.scalar_subquery() if limit == 1 else jobs.c.id.in_(pick),
         values={"claimed_by": worker, "claimed_at": now},
         returning=JOB_COLUMNS,
     )
@@ -404,4 +456,4 @@ async def open_store(db: str, *, migrate_schema: bool = True) -> Store:
     return Store(engine, url)
 
 
-__all__ = ["EventSummary", "Store", "claim_in", "open_store"]
+__all__ = ["EventSummary", "Store", "claim_in", "claim_some_in", "open_store"]
