@@ -105,7 +105,8 @@ async def test_sample_catalog_to_a_bucket_then_report_export_status(
     [(rows, images)] = sheet_rows(html)
     assert len(rows) == count
     for row in rows:
-        assert row["result"] is not None and images[row["result"]].startswith("data:image/")
+        assert row["result"] is not None, (row, reported.stdout, reported.stderr[-3000:])
+        assert images[row["result"]].startswith("data:image/")
         assert row["href"].startswith(moto_server.endpoint + f"/{BUCKET}/night/catalog/")
         assert "X-Amz-Expires=10800" in row["href"] and "X-Amz-Signature=" in row["href"]
         assert row["model"] is not None and row["clothes"] is not None

@@ -125,8 +125,12 @@ async def test_claim_and_settle_read_only_claimable_and_waiting_jobs(store: Stor
 
     on_jobs = [(s, p) for s, p in ran if " jobs" in s and not s.startswith("INSERT INTO jobs")]
     claims = [(s, p) for s, p in on_jobs if "claimed_by" in s and "LIMIT" in s]
-    followers = [(s, p) for s, p in on_jobs if "linked_job_id IN" in s]
-    assert claims and len(followers) >= 3, "the claim, the probes and the followers' move"
+    # Each settle asks whether a job waits for it (in the statement that picks the jobs),
+    # and the one with a follower moves it: three statements that look up waiting jobs.
+    followers = [
+        (s, p) for s, p in on_jobs if "linked_job_id IN" in s or "linked_job_id = jobs.id" in s
+    ]
+    assert claims and len(followers) >= 3, "the claim, the settles' probes, the followers' move"
     for generic in (False, True) if store.dialect == "postgresql" else (False,):
         for statement, params in on_jobs:
             plan = await _explain(store, statement, params, generic=generic)
