@@ -32,6 +32,8 @@ from runner.preflight import MAX_FILE_BYTES, inspect_image
 CONCURRENCY = 8
 _EXTENSIONS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png")}
 _EXTENSIONS |= {"WEBP": ("webp", "image/webp"), "BMP": ("bmp", "image/bmp")}
+# A camera's multi-picture JPEG (Pillow names it MPO) is a JPEG to everyone else.
+_EXTENSIONS |= {"MPO": ("jpg", "image/jpeg")}
 CHANGED = "changed while it was being submitted; submit again"
 
 

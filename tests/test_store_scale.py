@@ -25,6 +25,7 @@ from runner.store import (
     open_store,
     retry_failed,
 )
+from runner.store.claim_floor import ClaimFloor
 from runner.store.database import create_engine, database_url, migrate
 from runner.store.models import batches
 from runner.store.reports import invalid_rows_of
@@ -312,3 +313,15 @@ async def _pages_read(store: Store, statement: str, params: Any) -> int:
         if "Buffers:" in line
     ]
     return max(touched)
+
+
+def test_a_job_put_back_during_a_claim_is_not_skipped_by_the_floor() -> None:
+    """A requeue that lands while a claim is under way (the batched writer runs beside the
+    claim loop) keeps the floor at or below it: the next claim sees that job again."""
+    floor = ClaimFloor(enabled=True)
+    floor.claimed(100, searched_from=0)  # a full search took job 100
+    start = floor.lowest()
+    assert start == 100
+    floor.requeued(40)  # meanwhile job 40 went back to the queue
+    floor.claimed(130, searched_from=start)  # the claim that started at 100 ends
+    assert floor.lowest() <= 40

@@ -36,6 +36,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 # botocore's own retries of a request that failed on the way (5xx, throttling, a reset).
 RETRY_ATTEMPTS = 3
+READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,21 @@ class ObjectStore:
         if length > max_bytes:
             reply["Body"].close()
             raise ObjectTooLarge(f"{ref} is {length} bytes, more than the {max_bytes} allowed")
-        async with reply["Body"] as stream:
-            data: bytes = await stream.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise ObjectTooLarge(f"{ref} is more than the {max_bytes} bytes allowed")
-        return data
+        # read(n) returns what has arrived, up to n: read until the end, never past the cap.
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async with reply["Body"] as stream:
+                while chunk := await stream.read(min(READ_CHUNK, max_bytes + 1 - size)):
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ObjectTooLarge(f"{ref} is more than the {max_bytes} bytes allowed")
+        except ObjectStoreError:
+            raise
+        except Exception as e:  # cut off, timed out: botocore's and aiohttp's errors
+            raise _explain(e, "read", ref) from None
+        return b"".join(parts)
 
     async def copy(self, source: ObjectRef, target: ObjectRef) -> None:
         """A server-side copy within the store (the metadata goes with it); no byte passes

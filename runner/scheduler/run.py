@@ -356,6 +356,15 @@ class Scheduler:
             why = f"the base64 ResultImage is not an image: {exc}"
             await self.downloads.lost(job, RESULT_NOT_AN_IMAGE, why, paid=paid)
             return
+        except LOCAL_FAULTS as exc:
+            # Paid for, but nowhere to keep it (a full disk, a results bucket refusing):
+            # the call goes on record and the job is generated again only within
+            # --max-regenerations; the run then halts on the fault as before.
+            with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
+                await self.downloads.lost(
+                    job, "LocalFault", f"it could not be kept: {exc}", paid=paid
+                )
+            raise
         await self.store.mark_done(
             job.id, written.location, written.sha256, written.size, result.request_id, event=paid
         )

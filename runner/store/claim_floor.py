@@ -26,9 +26,13 @@ class ClaimFloor:
         self.enabled = enabled
         self._floor = 0
         self._since = 0.0
+        # The lowest job put back since the last `lowest()`: a claim running meanwhile must
+        # not raise the floor above it when it ends.
+        self._put_back: int | None = None
 
     def lowest(self) -> int:
         """The lowest job id a claim needs to look at now (0: all of them)."""
+        self._put_back = None
         if not self.enabled or time.monotonic() - self._since > self.TTL:
             return 0
         return self._floor
@@ -40,7 +44,11 @@ class ClaimFloor:
             self._floor = job_id
         else:
             self._floor = max(self._floor, job_id)
+        if self._put_back is not None:
+            self._floor = min(self._floor, self._put_back)
+            self._put_back = None
 
     def requeued(self, job_id: int) -> None:
         """This store put `job_id` back in the queue: claims must see it again."""
         self._floor = min(self._floor, job_id)
+        self._put_back = job_id if self._put_back is None else min(self._put_back, job_id)

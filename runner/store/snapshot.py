@@ -53,9 +53,12 @@ def read_status(
             return None
         if version is None or version[0] != HEAD_REVISION:
             return None
-        counts, batch_id = _counts(conn, batch)
-        invalid, invalid_counts = _invalid(conn, batch_id, invalid_limit)
-        return StatusSnapshot(counts, invalid, invalid_counts, _runners(conn, stale_after))
+        try:
+            counts, batch_id = _counts(conn, batch)
+            invalid, invalid_counts = _invalid(conn, batch_id, invalid_limit)
+            return StatusSnapshot(counts, invalid, invalid_counts, _runners(conn, stale_after))
+        except sqlite3.Error:  # locked too long, damaged: the store's own path says so
+            return None
 
 
 def _counts(
