@@ -35,7 +35,8 @@ async def execute_run(
     account's concurrency limit (None when none is recorded)."""
     store = await open_store(db)
     # One client to the store for the whole run, shared by its bucket inputs and its bucket
-    # results, opened only when one of them needs it.
+    # results, opened only when one of them needs it (inputs: at the start when a job to do
+    # reads from a bucket, else when the first such job, queued since, is claimed).
     objects = SharedObjectStore(settings.object_store)
     try:
         # Before the start line: a bucket of inputs it cannot use ends the run here.

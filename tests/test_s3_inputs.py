@@ -23,9 +23,11 @@ from runner.api.errors import ApiError
 from runner.cli import cli
 from runner.fake import serve_fake
 from runner.objects import BucketLocation
-from runner.objects.client import open_object_store
+from runner.objects.client import SharedObjectStore, open_object_store
 from runner.objects.errors import EXTRA_HINT
-from runner.scheduler.inputs import scrub, scrub_error
+from runner.scheduler.inputs import inputs_for_run, scrub, scrub_error
+from runner.store import open_store
+from runner.store.submit import submit_manifest
 from tests.cli_run import changeclothes
 from tests.s3_support import SECRET_KEY, MotoServer, expiry_checking_front
 from tests.subprocess_support import runner_env
@@ -198,6 +200,48 @@ async def test_a_presigned_url_past_its_window_is_refused_by_the_store(
     assert (front.refused, front.passed) == (1, 1)
 
 
+async def test_a_bucket_job_queued_after_the_run_started_is_presigned_when_claimed(
+    tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that started on plain URLs only (no bucket client opened then) still presigns a
+    bucket job queued later (`submit --upload` while it runs) when it claims it, instead of
+    halting the run."""
+    for key, value in moto_server.env({}).items():
+        monkeypatch.setenv(key, value)
+    moto_server.make_bucket(BUCKET)
+    model, clothes = (BucketLocation.parse(f"s3://{BUCKET}/in").ref(n) for n in ("m.jpg", "c.jpg"))
+    objects = SharedObjectStore(moto_server.config)
+    store = await open_store(str(tmp_path / "q.db"))
+    try:
+        plain = write(
+            tmp_path / "plain.csv",
+            [["p", "http://127.0.0.1:9/m.jpg", "http://127.0.0.1:9/c.jpg", "Dress"]],
+        )
+        assert not (await submit_manifest(store, plain, batch="b")).refused
+        inputs = await inputs_for_run(store, objects, 60, None)  # nothing in a bucket yet
+        claimed = await store.claim_next(datetime.now(UTC), "w1")
+        assert claimed is not None and claimed.external_id == "p"
+        request = await inputs.request_for(claimed, "url")
+        assert request.model_url == "http://127.0.0.1:9/m.jpg"
+
+        later = write(tmp_path / "later.csv", [["u", str(model), str(clothes), "Dress"]])
+        assert not (await submit_manifest(store, later, batch="b")).refused
+        client = await objects.get()
+        await client.put_bytes(model, b"model", content_type="image/jpeg")
+        await client.put_bytes(clothes, b"clothes", content_type="image/jpeg")
+        claimed = await store.claim_next(datetime.now(UTC), "w1")
+        assert claimed is not None and claimed.external_id == "u"
+        request = await inputs.request_for(claimed, "url")
+        async with aiohttp.ClientSession() as http:
+            for url, body in ((request.model_url, b"model"), (request.clothes_url, b"clothes")):
+                assert "X-Amz-Signature=" in url
+                async with http.get(url) as reply:  # the store serves it: a real signed URL
+                    assert reply.status == 200 and await reply.read() == body
+    finally:
+        await store.close()
+        await objects.aclose()
+
+
 def test_a_local_path_without_upload_is_a_row_error_that_says_how(tmp_path: Path) -> None:
     folder = studio(tmp_path)
     result = CliRunner().invoke(
@@ -316,3 +360,29 @@ def test_scrub_removes_signatures_from_echoed_urls() -> None:
     err = scrub_error(ApiError("FailedOperation.ImageDownloadError", text, "req-1"))
     assert "X-Amz" not in err.message and "X-Amz" not in str(err)
     assert str(err).endswith("(RequestId req-1)")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        # the whole URL percent-encoded, as in a query parameter of another URL
+        "could not fetch http%3A%2F%2Fh%2Fb%2Fk.jpg%3FX-Amz-Algorithm%3DAWS4-HMAC-SHA256"
+        "%26X-Amz-Credential%3DAKIDSECRET%252Fx%26X-Amz-Security-Token%3DTOKSECRET"
+        "%26X-Amz-Signature%3DSIGSECRET%26X-Amz-Expires%3D60 (HTTP 403)",
+        # only the query, no `?`, in any case
+        "bad query x-amz-credential=AKIDSECRET%2Fx&X-AMZ-SIGNATURE=SIGSECRET&"
+        "X-Amz-Security-Token=TOKSECRET",
+        # quoted, or followed by a space
+        "url 'X-Amz-Signature=SIGSECRET' and \"X-Amz-Credential=AKIDSECRET\" then "
+        "X-Amz-Security-Token%3dTOKSECRET done",
+    ],
+)
+def test_scrub_removes_signatures_echoed_encoded_or_without_the_url(echo: str) -> None:
+    scrubbed = scrub(echo)
+    for secret in ("SIGSECRET", "AKIDSECRET", "TOKSECRET"):
+        assert secret not in scrubbed, scrubbed
+    assert scrubbed.split()[0] == echo.split()[0]  # the rest of the message stays
+    if "%26X-Amz-Expires" in echo:
+        assert "%26X-Amz-Expires%3D60 (HTTP 403)" in scrubbed  # a value ends at `%26`
+    err = scrub_error(ApiError("FailedOperation.ImageDownloadError", echo, "req-2"))
+    assert "SIGSECRET" not in err.message and "SIGSECRET" not in str(err)

@@ -212,12 +212,17 @@ class SharedObjectStore:
         self.config = config or ObjectStoreConfig()
         self._stack = contextlib.AsyncExitStack()
         self._store: ObjectStore | None = None
+        # Jobs claimed together may all ask first (inputs opened on first need): one opens.
+        self._opening = anyio.Lock()
 
     async def get(self) -> ObjectStore:
-        """The open client (`ObjectStoreMissing` when the extra is not installed). Callers
-        take turns (a run opens its inputs, then its sink), so no lock is needed."""
+        """The open client (`ObjectStoreMissing` when the extra is not installed)."""
         if self._store is None:
-            self._store = await self._stack.enter_async_context(open_object_store(self.config))
+            async with self._opening:
+                if self._store is None:
+                    self._store = await self._stack.enter_async_context(
+                        open_object_store(self.config)
+                    )
         return self._store
 
     async def aclose(self) -> None:

@@ -15,7 +15,7 @@ import re
 from runner.api.errors import ApiError
 from runner.api.request import ChangeClothesRequest
 from runner.objects import ObjectRef, ObjectStoreError, is_bucket_url
-from runner.objects.client import ObjectStore, SharedObjectStore
+from runner.objects.client import SharedObjectStore
 from runner.store import Job, Store
 from runner.store.inputs import bucket_input_sample
 
@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 DEFAULT_PRESIGN_TTL = 1800.0
 # The query of any URL that carries a SigV4 signature (presigned S3 or COS links).
 _SIGNED_QUERY = re.compile(r"\?[^\s\"'<>]*X-Amz-[^\s\"'<>]*", re.IGNORECASE)
+# A secret parameter anywhere else: a URL echoed percent-encoded (`%3FX-Amz-Signature%3D…`)
+# or only its query. Its value runs to the next `&` (or `%26`), space or quote.
+_SIGNED_PARAM = re.compile(
+    r"(X-Amz-(?:Signature|Credential|Security-Token)(?:=|%3D))(?:(?!%26)[^&\s\"'<>])*",
+    re.IGNORECASE,
+)
 
 
 class InputsUnusable(ObjectStoreError):
@@ -33,7 +39,7 @@ class InputsUnusable(ObjectStoreError):
 
 def scrub(text: str) -> str:
     """`text` without the signature of any presigned URL in it."""
-    return _SIGNED_QUERY.sub("?…", text)
+    return _SIGNED_PARAM.sub(r"\1…", _SIGNED_QUERY.sub("?…", text))
 
 
 def scrub_error(err: ApiError) -> ApiError:
@@ -44,9 +50,15 @@ def scrub_error(err: ApiError) -> ApiError:
 
 
 class Inputs:
-    """Builds the request for a claimed job, presigning its bucket inputs (if any) now."""
+    """Builds the request for a claimed job, presigning its bucket inputs (if any) now.
 
-    def __init__(self, objects: ObjectStore | None = None, ttl: float = DEFAULT_PRESIGN_TTL):
+    `objects` is the run's client, opened on the first bucket input: a run that started with
+    none may still claim one (`submit --upload` while it runs, or a job another batch's job
+    waits for)."""
+
+    def __init__(
+        self, objects: SharedObjectStore | None = None, ttl: float = DEFAULT_PRESIGN_TTL
+    ) -> None:
         self._objects = objects
         self._ttl = max(1, int(ttl))
 
@@ -72,24 +84,26 @@ class Inputs:
     async def _url(self, value: str, job: Job) -> str:
         if not is_bucket_url(value):
             return value
-        if self._objects is None:
+        if self._objects is None:  # a scheduler built without a run's client (library use)
             raise ObjectStoreError(
-                f"job {job.external_id!r} reads {value}, but this run opened no bucket (its "
-                "jobs came after it started): run again"
+                f"job {job.external_id!r} reads {value}, but this scheduler was given no "
+                "bucket client"
             )
-        return await self._objects.presign_get(ObjectRef.parse(value), self._ttl)
+        client = await self._objects.get()
+        return await client.presign_get(ObjectRef.parse(value), self._ttl)
 
 
 async def inputs_for_run(
     store: Store, objects: SharedObjectStore, ttl: float, batch: str | None
 ) -> Inputs:
-    """The run's `Inputs`. When a job to do reads from a bucket, the run's client (`objects`,
-    shared with a bucket `--out`; its owner closes it) is opened and tried at once: missing
-    bucket support, missing credentials or a bucket it may not read raise `InputsUnusable`
-    now, in one sentence, not mid-run."""
+    """The run's `Inputs`, on the run's client (`objects`, shared with a bucket `--out`; its
+    owner closes it). When a job to do reads from a bucket already, the client is opened and
+    tried at once: missing bucket support, missing credentials or a bucket it may not read
+    raise `InputsUnusable` now, in one sentence, not mid-run. Otherwise it is opened when a
+    job that reads from a bucket is claimed (one queued after the start)."""
     sample = await bucket_input_sample(store, batch)
     if sample is None:
-        return Inputs(None, ttl)
+        return Inputs(objects, ttl)
     try:
         client = await objects.get()
         ref = ObjectRef.parse(sample)
@@ -98,4 +112,4 @@ async def inputs_for_run(
             log.warning("%s is not in the bucket: jobs that read it will fail.", ref)
     except ObjectStoreError as e:
         raise InputsUnusable(str(e)) from None
-    return Inputs(client, ttl)
+    return Inputs(objects, ttl)
