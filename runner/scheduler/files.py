@@ -15,9 +15,9 @@ import re
 import shutil
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import anyio
 from PIL import Image, UnidentifiedImageError
@@ -173,43 +173,29 @@ async def write_stream(
     hop to a worker thread (write, fsync, check, rename together), a large one a few more,
     and memory stays bounded whatever the size.
     """
-    digest = hashlib.sha256()
-    pending: list[bytes] = []
-    pending_size = size = 0
-    temp: Path | None = None
+    spool = _Spool(folder, stem)
     try:
-        async for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= SPILL_BYTES:
-                temp = await anyio.to_thread.run_sync(_append, folder, stem, temp, pending)
-                pending, pending_size = [], 0
-        if expected_size is not None and size != expected_size:
-            raise IncompleteFile(f"got {size} of {expected_size} bytes")
+        await spool.take(chunks, expected_size)
         if before_commit is None:
             final = await anyio.to_thread.run_sync(
-                _store, folder, stem, temp, pending, content_type
+                _store, folder, stem, spool.temp, spool.pending, content_type
             )
         else:
             ready, final = await anyio.to_thread.run_sync(
-                _prepare, folder, stem, temp, pending, content_type
+                _prepare, folder, stem, spool.temp, spool.pending, content_type
             )
-            temp = ready  # removed if what follows fails
+            spool.temp = ready  # removed if what follows fails
             # The last word on whether the file may be written, with nothing between it and
             # the rename that could wait.
             await before_commit()
             _clear_other_extensions(final, folder, stem)
             os.replace(ready, final)
-            temp = None
+            spool.temp = None
             await anyio.to_thread.run_sync(fsync_dir, final.parent)
     except BaseException:
-        if temp is not None:
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(temp.unlink, True)
+        await spool.discard()
         raise
-    return WrittenFile(final, digest.hexdigest(), size)
+    return WrittenFile(final, spool.digest.hexdigest(), spool.size)
 
 
 @dataclass(frozen=True)
@@ -240,30 +226,51 @@ async def spool_checked(
 ) -> CheckedFile:
     """As `write_stream`, to a temporary file in `folder` that keeps its temporary name
     (removed by the next start if its process dies): the caller removes it when done."""
-    digest = hashlib.sha256()
-    pending: list[bytes] = []
-    pending_size = size = 0
-    temp: Path | None = None
+    spool = _Spool(folder, stem)
     try:
-        async for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= SPILL_BYTES:
-                temp = await anyio.to_thread.run_sync(_append, folder, stem, temp, pending)
-                pending, pending_size = [], 0
-        if expected_size is not None and size != expected_size:
-            raise IncompleteFile(f"got {size} of {expected_size} bytes")
+        await spool.take(chunks, expected_size)
         ready, final = await anyio.to_thread.run_sync(
-            _prepare, folder, stem, temp, pending, content_type
+            _prepare, folder, stem, spool.temp, spool.pending, content_type
         )
     except BaseException:
-        if temp is not None:
-            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(temp.unlink, True)
+        await spool.discard()
         raise
-    return CheckedFile(ready, final.name, digest.hexdigest(), size)
+    return CheckedFile(ready, final.name, spool.digest.hexdigest(), spool.size)
+
+
+@dataclass
+class _Spool:
+    """A body on its way to a temporary file in `folder`: chunks are gathered up to
+    SPILL_BYTES before each write (one hop to a worker thread for a typical result), and
+    what is still `pending` goes with the caller's last step."""
+
+    folder: Path
+    stem: str
+    temp: Path | None = None
+    pending: list[bytes] = field(default_factory=list)
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    async def take(self, chunks: AsyncIterator[bytes], expected_size: int | None) -> None:
+        """Every chunk hashed and counted; IncompleteFile when fewer bytes came than said."""
+        pending_size = 0
+        async for chunk in chunks:
+            self.digest.update(chunk)
+            self.size += len(chunk)
+            self.pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= SPILL_BYTES:
+                self.temp = await anyio.to_thread.run_sync(
+                    _append, self.folder, self.stem, self.temp, self.pending
+                )
+                self.pending, pending_size = [], 0
+        if expected_size is not None and self.size != expected_size:
+            raise IncompleteFile(f"got {self.size} of {expected_size} bytes")
+
+    async def discard(self) -> None:
+        if self.temp is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await anyio.to_thread.run_sync(self.temp.unlink, True)
 
 
 def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> Path:
