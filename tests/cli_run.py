@@ -8,6 +8,7 @@ outage warning, say) instead of guessing with a sleep.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -144,3 +145,20 @@ def run_cli(
     process = RunProcess(args, env, cwd, preexec_fn)
     process.wait(timeout)
     return process
+
+
+def paid_calls_reported(db: str, env: dict[str, str], cwd: Path) -> int:
+    """The paid calls `changeclothes report` counts from the queue (what a user is billed for
+    by the runner's own record)."""
+    report = run_cli(["report", f"--db={db}", f"--output={cwd / 'report.html'}"], env, cwd)
+    assert report.returncode == 0, report.stdout + report.stderr
+    found = re.search(r"(\d+) paid calls?\.", report.stdout)
+    assert found, report.stdout
+    return int(found.group(1))
+
+
+def this_run_counts(output: str) -> tuple[int, int]:
+    """(paid calls, results generated again) from the summary `run` prints at its end."""
+    found = re.search(r"(\d+) paid calls?, (\d+) results? generated again", output)
+    assert found, output
+    return int(found.group(1)), int(found.group(2))

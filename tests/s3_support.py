@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,20 +172,19 @@ def presign_expired(query: Any, now: datetime) -> bool:
     return now > signed_at + timedelta(seconds=int(expires))
 
 
+# Answers a front gives in the store's stead: None forwards the request to moto unchanged.
+Refusal = Callable[[web.Request], web.Response | None]
+
+
 @contextlib.asynccontextmanager
-async def expiry_checking_front(moto: MotoServer) -> AsyncIterator[ExpiryCheckingFront]:
-    """An HTTP front on 127.0.0.1 before `moto`, which does not check a presigned URL's
-    expiry (nor signatures): it refuses with 403, as S3 does, a presigned request whose
-    window has passed, and forwards every other request unchanged. Point the runner's
-    --s3-endpoint at `front.endpoint`; moto's request log still shows what reached the store."""
-    front = ExpiryCheckingFront(endpoint="")
+async def _front(moto: MotoServer, refuse: Refusal) -> AsyncIterator[str]:
+    """An HTTP front on 127.0.0.1 before `moto` (its endpoint yielded): a request `refuse`
+    answers gets that answer, every other one is forwarded unchanged."""
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        if "X-Amz-Signature" in request.query:
-            if presign_expired(request.query, datetime.now(UTC)):
-                front.refused += 1
-                return web.Response(status=403, body=_EXPIRED, content_type="application/xml")
-            front.passed += 1
+        refused = refuse(request)
+        if refused is not None:
+            return refused
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
         body = await request.read()
         async with session.request(
@@ -209,7 +208,70 @@ async def expiry_checking_front(moto: MotoServer) -> AsyncIterator[ExpiryCheckin
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             host, port = runner.addresses[0][:2]
-            front.endpoint = f"http://{host}:{port}"
-            yield front
+            yield f"http://{host}:{port}"
         finally:
             await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def expiry_checking_front(moto: MotoServer) -> AsyncIterator[ExpiryCheckingFront]:
+    """An HTTP front on 127.0.0.1 before `moto`, which does not check a presigned URL's
+    expiry (nor signatures): it refuses with 403, as S3 does, a presigned request whose
+    window has passed, and forwards every other request unchanged. Point the runner's
+    --s3-endpoint at `front.endpoint`; moto's request log still shows what reached the store."""
+    front = ExpiryCheckingFront(endpoint="")
+
+    def refuse(request: web.Request) -> web.Response | None:
+        if "X-Amz-Signature" in request.query:
+            if presign_expired(request.query, datetime.now(UTC)):
+                front.refused += 1
+                return web.Response(status=403, body=_EXPIRED, content_type="application/xml")
+            front.passed += 1
+        return None
+
+    async with _front(moto, refuse) as endpoint:
+        front.endpoint = endpoint
+        yield front
+
+
+_WRITE_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+
+
+@dataclass
+class WriteRefusingFront:
+    """A bucket that takes `accept` more object writes under `prefix`, then refuses every
+    further one with 403 AccessDenied (as a bucket policy or a quota would); `accept = None`
+    takes them all again."""
+
+    endpoint: str
+    prefix: str
+    accept: int | None
+    refused: int = 0
+
+
+@contextlib.asynccontextmanager
+async def write_refusing_front(
+    moto: MotoServer, prefix: str, accept: int
+) -> AsyncIterator[WriteRefusingFront]:
+    """A front before `moto` (point --s3-endpoint at `front.endpoint`): PUTs of objects whose
+    path starts with `prefix` ("/bucket/key-prefix") are let through `accept` times, then
+    refused; every other request is forwarded unchanged."""
+    front = WriteRefusingFront(endpoint="", prefix=prefix, accept=accept)
+
+    def refuse(request: web.Request) -> web.Response | None:
+        if request.method != "PUT" or not request.path.startswith(front.prefix):
+            return None
+        if front.accept is None:
+            return None
+        if front.accept > 0:
+            front.accept -= 1
+            return None
+        front.refused += 1
+        return web.Response(status=403, body=_WRITE_DENIED, content_type="application/xml")
+
+    async with _front(moto, refuse) as endpoint:
+        front.endpoint = endpoint
+        yield front

@@ -19,9 +19,16 @@ from runner.objects import BucketLocation
 from runner.store import open_store
 from tests import s3_support
 from tests.bucket_support import bucket_env, check_results, sheet_rows, signed_urls
-from tests.cli_run import FAST, RunProcess, run_cli, run_env
+from tests.cli_run import (
+    FAST,
+    RunProcess,
+    paid_calls_reported,
+    run_cli,
+    run_env,
+    this_run_counts,
+)
 from tests.run_support import all_jobs, run, submit, write_manifest
-from tests.s3_support import MotoServer
+from tests.s3_support import MotoServer, write_refusing_front
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -187,6 +194,61 @@ async def test_a_rerun_finds_a_stored_result_and_neither_downloads_nor_pays(
         before["sha256"],
     )
     assert len(moto_server.objects(BUCKET)) == 3
+
+
+async def test_a_bucket_refusing_a_paid_base64_result_halts_with_the_call_on_record(
+    tmp_path: Path, moto_server: MotoServer
+) -> None:
+    """A base64 result is paid for before it is uploaded: the bucket refusing it (after it
+    took the first) halts the run with exit 5, the call is on record and counted as a
+    regeneration, and a rerun once the bucket takes writes again finishes every job."""
+    jobs_count, concurrency = 5, 2
+    moto_server.make_bucket(BUCKET)
+    db = str(tmp_path / "queue.db")
+    home = tmp_path / "home"
+    home.mkdir()
+    creds = FakeCredentials("AKIDbucketRefuses000001", TENCENT_KEY)
+    async with (
+        write_refusing_front(moto_server, f"/{BUCKET}/night/", accept=1) as front,
+        serve_fake(credentials=creds, concurrency=concurrency, latency=0.05, seed=6) as server,
+    ):
+        env = bucket_env(home, server, moto_server)
+        env["CHANGECLOTHES_S3_ENDPOINT"] = front.endpoint
+        await submit(db, write_manifest(tmp_path / "m.csv", jobs_count), server.url + "/")
+        args = [
+            "run",
+            f"--db={db}",
+            f"--out={OUT}",
+            f"--endpoint={server.url}",
+            f"--concurrency={concurrency}",
+            "--rsp-img-type=base64",
+            *FAST,
+        ]
+        first = await anyio.to_thread.run_sync(lambda: run_cli(args, env, tmp_path))
+        assert first.returncode == 5, f"{first.stdout}\n{first.stderr[-3000:]}"
+        first.assert_no_traceback()
+        halted = [line for line in first.stdout.splitlines() if line.startswith("Halted")]
+        assert len(halted) == 1 and BUCKET in halted[0], first.stdout + first.stderr[-3000:]
+        assert front.refused >= 1
+        jobs = await all_jobs(db)
+        done = sum(j["state"] == "done" for j in jobs)
+        regenerated = sum(j["regenerations"] for j in jobs)
+        assert regenerated >= 1, "the refused result is generated again"
+        paid = server.stats()["calls"].get("OK", 0)
+        assert paid == done + regenerated, (paid, done, regenerated)
+        assert this_run_counts(first.stdout) == (paid, regenerated), first.stdout
+        reported = await anyio.to_thread.run_sync(lambda: paid_calls_reported(db, env, tmp_path))
+        assert reported == paid, "every paid call is on record"
+
+        front.accept = None  # the bucket takes writes again
+        rerun = await anyio.to_thread.run_sync(lambda: run_cli(args, env, tmp_path))
+        assert rerun.returncode == 0, f"{rerun.stdout}\n{rerun.stderr[-3000:]}"
+        rerun.assert_no_traceback()
+        paid = server.stats()["calls"].get("OK", 0)
+    jobs = await all_jobs(db)
+    check_results(moto_server, BUCKET, jobs)  # every job done, its object whole
+    assert len(jobs) == jobs_count
+    assert paid <= jobs_count + concurrency, f"{paid} paid calls for {jobs_count} jobs"
 
 
 def _renamed_copy(source: Path, target: Path, prefix: str) -> Path:

@@ -24,7 +24,14 @@ from PIL import Image
 
 from runner.fake import FakeServer, serve_fake
 from runner.fake.config import FakeCredentials
-from tests.cli_run import FAST, RunProcess, run_cli, run_env
+from tests.cli_run import (
+    FAST,
+    RunProcess,
+    paid_calls_reported,
+    run_cli,
+    run_env,
+    this_run_counts,
+)
 from tests.run_support import all_jobs, submit, write_manifest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -73,7 +80,7 @@ def file_size_limit(limit: int) -> Callable[[], None]:
     return apply
 
 
-def run_args(db: str, out: Path, server: FakeServer) -> list[str]:
+def run_args(db: str, out: Path, server: FakeServer, *extra: str) -> list[str]:
     return [
         "run",
         f"--db={db}",
@@ -81,20 +88,29 @@ def run_args(db: str, out: Path, server: FakeServer) -> list[str]:
         f"--endpoint={server.url}",
         f"--concurrency={CONCURRENCY}",
         *FAST,
+        *extra,
     ]
 
 
 class Night:
     """A queue of JOBS jobs in batch BATCH, the fake serving them, and runs of `run`."""
 
-    def __init__(self, tmp_path: Path, server: FakeServer, db: str, out: Path) -> None:
+    def __init__(
+        self, tmp_path: Path, server: FakeServer, db: str, out: Path, extra: tuple[str, ...]
+    ) -> None:
         self.tmp_path, self.server, self.db, self.out = tmp_path, server, db, out
+        self.extra = extra  # options of every run, e.g. --rsp-img-type=base64
         self.env = run_env(tmp_path, CREDS.secret_id, CREDS.secret_key)
 
     async def run(self, preexec_fn: Callable[[], None] | None = None) -> RunProcess:
-        args = run_args(self.db, self.out, self.server)
+        args = run_args(self.db, self.out, self.server, *self.extra)
         return await anyio.to_thread.run_sync(
             lambda: run_cli(args, self.env, self.tmp_path, preexec_fn=preexec_fn)
+        )
+
+    async def paid_on_record(self) -> int:
+        return await anyio.to_thread.run_sync(
+            lambda: paid_calls_reported(self.db, self.env, self.tmp_path)
         )
 
     async def assert_halted_naming(self, run: RunProcess, path: Path) -> None:
@@ -121,7 +137,9 @@ class Night:
 
 
 @contextlib.asynccontextmanager
-async def night(tmp_path: Path, db: str | None = None) -> AsyncIterator[Night]:
+async def night(
+    tmp_path: Path, db: str | None = None, extra: tuple[str, ...] = ()
+) -> AsyncIterator[Night]:
     db = db or str(tmp_path / "queue.db")
     async with serve_fake(
         credentials=CREDS, seed=3, latency=0.05, concurrency=CONCURRENCY
@@ -129,7 +147,7 @@ async def night(tmp_path: Path, db: str | None = None) -> AsyncIterator[Night]:
         manifest = write_manifest(tmp_path / "m.csv", JOBS)
         async with STORE_OPEN:
             await submit(db, manifest, server.url + "/", batch=BATCH)
-        yield Night(tmp_path, server, db, tmp_path / "out")
+        yield Night(tmp_path, server, db, tmp_path / "out", extra)
 
 
 async def disk_full_under_out(tmp_path: Path) -> None:
@@ -146,6 +164,26 @@ async def disk_full_under_out(tmp_path: Path) -> None:
             first = await n.run(preexec_fn=file_size_limit(20_000))
             assert first.returncode == 5, first.stderr[-3000:]
             first.assert_no_traceback()
+            await n.assert_rerun_completes()
+
+
+async def disk_full_under_out_base64(tmp_path: Path) -> None:
+    """A base64 result is paid for before it is written: one that finds the disk full is on
+    record as paid and counted as a regeneration (not handed back as if never called)."""
+    out = tmp_path / "out"
+    with tmpfs(out, "100k"):  # room for two results
+        async with night(tmp_path, extra=("--rsp-img-type=base64",)) as n:
+            first = await n.run()
+            await n.assert_halted_naming(first, out)
+            jobs = await jobs_of(n.db)
+            done = sum(j["state"] == "done" for j in jobs)
+            regenerated = sum(j["regenerations"] for j in jobs)
+            assert regenerated >= 1, "the result that found the disk full is generated again"
+            paid = n.server.stats()["calls"].get("OK", 0)
+            assert paid == done + regenerated, (paid, done, regenerated)
+            assert this_run_counts(first.stdout) == (paid, regenerated), first.stdout
+            assert await n.paid_on_record() == paid, "every paid call is on record"
+            remount(out, "size=64m")
             await n.assert_rerun_completes()
 
 
@@ -200,8 +238,9 @@ SCENARIOS: dict[str, Callable[[Path], Awaitable[None]]] = {
     "read-only": read_only_out,
     "file-for-folder": file_where_the_batch_folder_should_be,
 }
-if ROOT:  # the database's disk needs a small file system of its own
+if ROOT:  # the database's disk (a base64 result's folder) needs a small file system of its own
     SCENARIOS["database-full"] = database_disk_full
+    SCENARIOS["disk-full-base64"] = disk_full_under_out_base64
 
 
 async def test_each_local_fault_exits_5_naming_the_path_and_a_rerun_completes(

@@ -273,9 +273,11 @@ class Scheduler:
             log.warning("Job %s was settled elsewhere; its result is not used.", job.id)
         except LOCAL_FAULTS as exc:
             self._local_fault(exc)
-            self.stats.returned += 1
             with anyio.CancelScope(shield=True), contextlib.suppress(*LOCAL_FAULTS):
-                await self.store.release(job.id)  # uncharged; a rerun calls it again
+                # Uncharged; a rerun calls it again. A paid base64 result that could not be
+                # kept went back (or failed) already, counted there: not counted twice.
+                if await self.store.release(job.id):
+                    self.stats.returned += 1
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.store.release(job.id)
