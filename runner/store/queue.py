@@ -20,13 +20,13 @@ from runner.store.database import create_engine, database_url, display_url, migr
 from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
 from runner.store.lifecycle import (
+    STRANDED_LEADERS,
     WORK_STATES,
     Event,
     EventKind,
     JobState,
     Moved,
     apply,
-    STRANDED_LEADERS,
     settle_stranded,
     state_is,
 )
@@ -326,9 +326,9 @@ class Store(StoreCounts):
 
     async def settle_stranded(self, *, now: datetime | None = None) -> int:
         """Linked jobs left waiting for a leader that is already done or failed take its
-        outcome now (how many leaders had such followers). The scheduler asks when it has nothing to claim and
-        nothing in flight: a run then ends instead of waiting on them forever. A read finds
-        none in the usual case, so no write transaction is taken for nothing."""
+        outcome now (returns how many leaders had such followers). The scheduler asks when
+        it has nothing to claim and nothing in flight: a run then ends instead of waiting on
+        them forever. A read finds none in the usual case, so no write is taken for nothing."""
         probe = sa.select(sa.exists(STRANDED_LEADERS))
         async with self.transaction() as conn:
             if not await conn.scalar(probe):
