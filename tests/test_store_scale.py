@@ -150,6 +150,27 @@ async def test_claim_and_settle_read_only_claimable_and_waiting_jobs(store: Stor
                 assert narrowed, f"{statement}\n{plan}"
     follower = await store.get_job(follower_id)
     assert follower is not None and follower.state == "done"  # settled with its leader
+
+    # A job linked to a leader settled in the same moment elsewhere is left waiting (a race):
+    # the sweep of an idle run finds it through the waiting jobs' index, not the done ones.
+    async with store.transaction(immediate=True) as conn:
+        await conn.exec_driver_sql(
+            f"UPDATE jobs SET state = 'linked', linked_job_id = {alone.id} WHERE id = "
+            "(SELECT max(id) FROM jobs WHERE state = 'queued')"
+        )
+    ran.clear()
+    event.listen(store.engine.sync_engine, "before_cursor_execute", grab)
+    assert await store.settle_stranded(now=NOW) == 1
+    event.remove(store.engine.sync_engine, "before_cursor_execute", grab)
+    sweep = [(s, p) for s, p in ran if "linked_job_id" in s]
+    assert len(sweep) >= 3, "the probe, the leaders found, the followers' move"
+    for statement, params in sweep:
+        plan = await _explain(store, statement, params, generic=False)
+        assert "SCAN jobs" not in plan and "Seq Scan" not in plan, f"{statement}\n{plan}"
+        if "waited_for" in statement:  # the waiting jobs' index, or their state's
+            assert "ix_jobs_linked_waiting" in plan or any(
+                m in plan for m in ("(state=?", "(state)::text = 'linked'::text")
+            ), f"{statement}\n{plan}"
     await assert_counts_agree(str(store.url.render_as_string(hide_password=False)))
 
 

@@ -241,12 +241,12 @@ class Scheduler:
                 break
             if started is None:
                 try:
-                    if (
-                        self.slots.in_flight == 0
-                        and self.downloads.queue.idle
-                        and not await self.store.has_work(settings.batch)
-                    ):
-                        break
+                    if self.slots.in_flight == 0 and self.downloads.queue.idle:
+                        # Followers a race left behind a finished leader would keep the
+                        # run waiting for them forever: they take its outcome first.
+                        await self.store.settle_stranded()
+                        if not await self.store.has_work(settings.batch):
+                            break
                     await self._sleep_until_work()
                 except LOCAL_FAULTS as exc:
                     self._local_fault(exc)

@@ -16,18 +16,29 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, RowMapping
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runner.store import database
 from runner.store.claim_floor import ClaimFloor
-from runner.store.errors import StoreUnavailable, UnknownBatchError
+from runner.store.errors import StoreConflict, StoreUnavailable, UnknownBatchError
 from runner.store.jobs import Job
 from runner.store.lifecycle import JobState
 from runner.store.models import batches, jobs
 
 JOB_COLUMNS = tuple(jobs.c)
 """Every column of `jobs`, in the order a `Job` is built from."""
+
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+"""PostgreSQL's serialization failure and deadlock: the transaction was rolled back for
+another's sake. asyncpg raises them as no OperationalError, so they are told by their code."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Was `exc` PostgreSQL rolling the transaction back for another's sake?"""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, DBAPIError) and code in CONFLICT_SQLSTATES
 
 
 class StoreBase:
@@ -108,11 +119,18 @@ class StoreBase:
             with anyio.CancelScope(shield=immediate):
                 async with self._transaction(immediate, conn) as active:
                     yield active
-        except OperationalError as exc:
+        except DBAPIError as exc:
             detail = str(exc.orig or exc).splitlines()[0]
-            raise StoreUnavailable(
-                f"the queue database {self.url_for_display} cannot be used: {detail}"
-            ) from exc
+            if is_conflict(exc):
+                raise StoreConflict(
+                    f"the queue database {self.url_for_display} gave up a write that "
+                    f"conflicted with another runner's: {detail}"
+                ) from exc
+            if isinstance(exc, OperationalError):
+                raise StoreUnavailable(
+                    f"the queue database {self.url_for_display} cannot be used: {detail}"
+                ) from exc
+            raise
 
     @asynccontextmanager
     async def _transaction(

@@ -12,6 +12,11 @@ class StoreUnavailable(StoreError):
     locked past the busy timeout. Nothing is half-written; a rerun after the fix resumes."""
 
 
+class StoreConflict(StoreUnavailable):
+    """PostgreSQL gave up a transaction for another's sake (a deadlock, or a serialization
+    failure) and rolled it back: nothing of it is written, and running it again may succeed."""
+
+
 class MigrationError(StoreError):
     """The database's schema cannot be brought to this version's head."""
 

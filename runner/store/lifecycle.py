@@ -581,6 +581,43 @@ _LEADERS = {
 """Each of those columns as a linked job's leader holds it (built once: an alias is costly)."""
 
 
+_STRANDED = {
+    # A done leader's followers take its whole outcome, a failed one's its error and end.
+    JobState.DONE: ("linked_done", {**TRANSITIONS["done"].sets, **dict.fromkeys(_FOLLOWED)}),
+    JobState.FAILED: (
+        "linked_fail",
+        dict.fromkeys(("finished_at", "last_error_code", "last_error_message")),
+    ),
+}
+_waited_for = jobs.alias("waited_for")
+STRANDED_LEADERS = sa.select(_waited_for.c.id, _waited_for.c.state).where(
+    _waited_for.c.id.in_(
+        sa.select(jobs.c.linked_job_id).where(state_is(JobState.LINKED), jobs.c.linked_job_id > 0)
+    ),
+    # `|| ''`: no index on the state of all jobs drives this, only the leaders' ids do.
+    (_waited_for.c.state + "").in_(
+        sa.bindparam("finals", sorted(_STRANDED), expanding=True, literal_execute=True)
+    ),
+)
+"""Leaders that already ended while jobs still wait for them: followers left behind when
+they were linked while the leader's settle was deciding whether anyone followed it (on
+PostgreSQL that probe sees its statement's snapshot, not a follower committed while it
+waited for the leader's row). The waiting jobs come from the partial index of waiting jobs
+(ix_jobs_linked_waiting, matched by the literal `state = 'linked'`), which holds just the
+column asked for."""
+
+
+async def settle_stranded(conn: AsyncConnection, now: datetime) -> int:
+    """Followers of the leaders of STRANDED_LEADERS take their outcome as `_follow` gives it
+    when the leader settles (done with its result, or failed with its error), each with its
+    event; how many leaders had some."""
+    rows = (await conn.execute(STRANDED_LEADERS)).all()
+    for state, (followers, sets) in _STRANDED.items():
+        if leaders := sorted(r.id for r in rows if r.state == state):
+            await _follow(conn, followers, now, leaders, sets)
+    return len(rows)
+
+
 async def record_events(
     conn: AsyncConnection,
     kind: EventKind,

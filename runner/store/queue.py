@@ -20,12 +20,14 @@ from runner.store.database import create_engine, database_url, display_url, migr
 from runner.store.errors import JobStateError, StoreError
 from runner.store.jobs import Job
 from runner.store.lifecycle import (
+    STRANDED_LEADERS,
     WORK_STATES,
     Event,
     EventKind,
     JobState,
     Moved,
     apply,
+    settle_stranded,
     state_is,
 )
 from runner.store.models import events, jobs
@@ -321,6 +323,18 @@ class Store(StoreCounts):
         async with self.transaction() as conn:
             claimed_by = await conn.scalar(sa.select(jobs.c.claimed_by).where(jobs.c.id == job_id))
             return bool(claimed_by == self.runner)
+
+    async def settle_stranded(self, *, now: datetime | None = None) -> int:
+        """Linked jobs left waiting for a leader that is already done or failed take its
+        outcome now (returns how many leaders had such followers). The scheduler asks when
+        it has nothing to claim and nothing in flight: a run then ends instead of waiting on
+        them forever. A read finds none in the usual case, so no write is taken for nothing."""
+        probe = sa.select(sa.exists(STRANDED_LEADERS))
+        async with self.transaction() as conn:
+            if not await conn.scalar(probe):
+                return 0
+        async with self.transaction(immediate=True) as conn:
+            return await settle_stranded(conn, now or utcnow())
 
     async def has_work(self, batch: str | None = None) -> bool:
         """Is any job (of `batch`) not finished yet (queued, in flight or linked)?"""

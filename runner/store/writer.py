@@ -14,6 +14,7 @@ once in its own transaction, as before.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runner.clock import utcnow
 from runner.store.base import StoreBase
-from runner.store.errors import JobStateError
+from runner.store.errors import JobStateError, StoreConflict
 from runner.store.lifecycle import Event, apply
 from runner.store.models import events, jobs
 
@@ -93,16 +94,39 @@ class Writer:
             await self._commit(batch)
 
     async def _commit(self, batch: list[Write]) -> None:
-        try:
-            async with self._store.transaction(immediate=True) as conn:
-                await _write_all(conn, batch)
-        except Exception as exc:  # every write of the batch fails with it (a broken database)
-            for write in batch:
-                if write.error is None:
-                    write.error = exc
-        finally:
-            for write in batch:
-                write._done.set()
+        """One transaction for `batch`; run again from scratch (a few times, after a short
+        random pause) when PostgreSQL rolled it back for another transaction's sake (a
+        deadlock with another runner's writes): one lost race must not fail every write of
+        the batch. Shielded: a caller learns the outcome only once it is settled."""
+        with anyio.CancelScope(shield=True):
+            try:
+                for attempt in range(CONFLICT_RETRIES + 1):
+                    for write in batch:  # what a rolled-back try found out does not hold
+                        write.error, write.attempts = None, None
+                    try:
+                        async with self._store.transaction(immediate=True) as conn:
+                            await _write_all(conn, batch)
+                        return
+                    except StoreConflict as exc:
+                        if attempt == CONFLICT_RETRIES:
+                            _fail_all(batch, exc)
+                            return
+                        await anyio.sleep(random.uniform(0.5, 1.5) * 0.02 * 2**attempt)
+            except Exception as exc:  # every write of the batch fails with it (a broken database)
+                _fail_all(batch, exc)
+            finally:
+                for write in batch:
+                    write._done.set()
+
+
+CONFLICT_RETRIES = 3
+"""How often a batch rolled back by a deadlock or serialization failure is run again."""
+
+
+def _fail_all(batch: list[Write], exc: BaseException) -> None:
+    for write in batch:
+        if write.error is None:
+            write.error = exc
 
 
 async def _write_all(conn: AsyncConnection, batch: list[Write]) -> None:
