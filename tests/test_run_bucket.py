@@ -314,6 +314,7 @@ async def test_a_missing_bucket_stops_the_run_before_any_call(
     assert ran.returncode == 5, ran.stderr[-2000:]
     assert "s3://no-such-bucket: NoSuchBucket: the bucket does not exist" in ran.stderr
     ran.assert_no_traceback()
+    assert "botocore" not in ran.stderr, "the client library's chatter stays off the screen"
     assert not calls, "a call was paid for with nowhere to keep its result"
     assert {j["state"] for j in await all_jobs(db)} == {"queued"}
 

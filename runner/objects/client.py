@@ -26,9 +26,10 @@ else:
     S3Client = Any
 
 # botocore's DEBUG records hold request signatures and presigned URLs, and `-vv` sets the
-# root logger to DEBUG: its own records stop at INFO, so no signed material reaches a log.
+# root logger to DEBUG; its INFO records ("Found credentials in environment variables") are
+# noise on a user's screen. Only its warnings and errors reach a log.
 for _name in ("botocore", "aiobotocore", "boto3", "s3transfer"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # SigV4 presigned URLs are valid for at most 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
