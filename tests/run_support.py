@@ -104,3 +104,15 @@ async def all_jobs(db: str) -> list[Any]:
             return [dict(r) for r in rows]
     finally:
         await store.close()
+
+
+def renamed_copy(source: Path, target: Path, prefix: str) -> Path:
+    """`source` with every row's id prefixed: the same pairs under other ids (identical
+    rows, which link to the first batch's jobs)."""
+    with source.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    for row in rows[1:]:
+        row[0] = prefix + row[0]
+    with target.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return target

@@ -8,6 +8,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -27,7 +28,7 @@ from tests.cli_run import (
     run_env,
     this_run_counts,
 )
-from tests.run_support import all_jobs, run, submit, write_manifest
+from tests.run_support import all_jobs, renamed_copy, run, submit, write_manifest
 from tests.s3_support import MotoServer, write_refusing_front
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
@@ -148,20 +149,27 @@ async def test_sample_catalog_to_a_bucket_then_report_export_status(
     assert any("DEBUG" in text for text in outputs), "the logs searched were at debug level"
 
 
+def bucket_run(
+    tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """An in-process run's settings for results in BUCKET (made), the store's keys set."""
+    for key, value in moto_server.env({}).items():
+        monkeypatch.setenv(key, value)
+    moto_server.make_bucket(BUCKET)
+    return {
+        "bucket": BucketLocation.parse(OUT),
+        "object_store": moto_server.config,
+        "state_dir": tmp_path / "state",
+    }
+
+
 async def test_a_rerun_finds_a_stored_result_and_neither_downloads_nor_pays(
     tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A runner killed after the upload and before the record: the rerun finds the object of
     that very paid call (its request id in the metadata) and records it."""
-    for key, value in moto_server.env({}).items():
-        monkeypatch.setenv(key, value)
-    moto_server.make_bucket(BUCKET)
+    overrides = bucket_run(tmp_path, moto_server, monkeypatch)
     db = str(tmp_path / "queue.db")
-    overrides = {
-        "bucket": BucketLocation.parse(OUT),
-        "object_store": moto_server.config,
-        "state_dir": tmp_path / "state",
-    }
     async with serve_fake(concurrency=1, seed=5) as server:
         await submit(db, write_manifest(tmp_path / "m.csv", 3), server.url + "/")
         first = await run(db, server, tmp_path / "state", **overrides)
@@ -251,37 +259,20 @@ async def test_a_bucket_refusing_a_paid_base64_result_halts_with_the_call_on_rec
     assert paid <= jobs_count + concurrency, f"{paid} paid calls for {jobs_count} jobs"
 
 
-def _renamed_copy(source: Path, target: Path, prefix: str) -> Path:
-    with source.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    for row in rows[1:]:
-        row[0] = prefix + row[0]
-    with target.open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return target
-
-
 async def test_identical_rows_get_their_own_object_by_a_copy_in_the_bucket(
     tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in moto_server.env({}).items():
-        monkeypatch.setenv(key, value)
-    moto_server.make_bucket(BUCKET)
+    overrides = bucket_run(tmp_path, moto_server, monkeypatch)
     db = str(tmp_path / "queue.db")
-    overrides = {
-        "bucket": BucketLocation.parse(OUT),
-        "object_store": moto_server.config,
-        "state_dir": tmp_path / "state",
-    }
     first = write_manifest(tmp_path / "monday.csv", 3)
     async with serve_fake(seed=2) as server:
         base = server.url + "/"
         await submit(db, first, base)
         assert (await run(db, server, tmp_path / "state", **overrides)).exit_code == 0
         # The same pairs again: one batch identical to finished jobs, one to queued ones.
-        await submit(db, _renamed_copy(first, tmp_path / "tuesday.csv", "again-"), base)
+        await submit(db, renamed_copy(first, tmp_path / "tuesday.csv", "again-"), base)
         await submit(db, write_manifest(tmp_path / "extra.csv", 5), base)
-        await submit(db, _renamed_copy(tmp_path / "extra.csv", tmp_path / "wed.csv", "w-"), base)
+        await submit(db, renamed_copy(tmp_path / "extra.csv", tmp_path / "wed.csv", "w-"), base)
         assert (await run(db, server, tmp_path / "state", **overrides)).exit_code == 0
         paid = server.stats()["calls"]["OK"]
     assert paid == 3 + 2, "only the two new pairs of extra.csv were paid for"

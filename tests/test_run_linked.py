@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
 import pytest
 
 from runner.fake import serve_fake
-from tests.run_support import all_jobs, run, submit, write_manifest
+from tests.run_support import all_jobs, renamed_copy, run, submit, write_manifest
 
 pytestmark = pytest.mark.anyio
-
-
-def _renamed_copy(source: Path, target: Path, prefix: str) -> Path:
-    with source.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    for row in rows[1:]:
-        row[0] = prefix + row[0]
-    with target.open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return target
 
 
 async def test_rows_identical_to_finished_or_queued_jobs_cost_nothing(tmp_path: Path) -> None:
@@ -34,9 +23,9 @@ async def test_rows_identical_to_finished_or_queued_jobs_cost_nothing(tmp_path: 
         assert (await run(db, server, out)).exit_code == 0
         # The same pairs again under other ids and batches: one already finished, one that
         # waits for a job submitted just before it.
-        await submit(db, _renamed_copy(first, tmp_path / "tuesday.csv", "again-"), base)
+        await submit(db, renamed_copy(first, tmp_path / "tuesday.csv", "again-"), base)
         await submit(db, write_manifest(tmp_path / "extra.csv", 6), base)
-        await submit(db, _renamed_copy(tmp_path / "extra.csv", tmp_path / "wed.csv", "w-"), base)
+        await submit(db, renamed_copy(tmp_path / "extra.csv", tmp_path / "wed.csv", "w-"), base)
         result = await run(db, server, out)
         paid = server.stats()["calls"]["OK"]
     assert result.exit_code == 0

@@ -203,9 +203,8 @@ async def test_counts_follow_submit_cancel_retry_and_replace(db: str, tmp_path: 
     assert totals["done"] > 0 and totals["cancelled"] == 2
 
 
-def test_status_on_a_current_sqlite_queue_loads_no_database_library(
-    tmp_path: Path,
-) -> None:
+def submitted_queue(tmp_path: Path) -> Path:
+    """A SQLite queue at head with three jobs, made by the real `submit` command."""
     db = tmp_path / "queue.db"
     write_csv(tmp_path / "m.csv", pairs(3))
     subprocess.run(
@@ -213,6 +212,13 @@ def test_status_on_a_current_sqlite_queue_loads_no_database_library(
         check=True,
         capture_output=True,
     )
+    return db
+
+
+def test_status_on_a_current_sqlite_queue_loads_no_database_library(
+    tmp_path: Path,
+) -> None:
+    db = submitted_queue(tmp_path)
     probe = (
         "import json, sys\n"
         "from runner.cli import main\n"
@@ -270,13 +276,7 @@ async def test_a_queue_behind_head_is_not_read_around_the_migrations(tmp_path: P
 def test_reading_commands_on_a_current_sqlite_queue_load_no_alembic_nor_postgresql(
     tmp_path: Path, command: list[str]
 ) -> None:
-    db = tmp_path / "queue.db"
-    write_csv(tmp_path / "m.csv", pairs(3))
-    subprocess.run(
-        [sys.executable, "-m", "runner", "submit", str(tmp_path / "m.csv"), "--db", str(db)],
-        check=True,
-        capture_output=True,
-    )
+    db = submitted_queue(tmp_path)
     argv = ["changeclothes", *command, "--db", str(db)]
     probe = (
         "import json, sys\n"
