@@ -80,6 +80,10 @@ async def test_events_agree_with_job_states(backend: str, tmp_path: Path) -> Non
         elif job["state"] == JobState.DONE:
             assert calls.get("OK") == 1, where
             assert seen[(EventKind.DOWNLOAD, "OK")] == 1, where
+        elif job["state"] == JobState.FAILED and job["linked_job_id"] is not None:
+            # Its identical leader failed (which one fails depends on the calls' order).
+            code = job["last_error_code"]
+            assert code and seen == Counter({(EventKind.LINKED, code): 1}), where
         elif job["state"] == JobState.FAILED:
             assert not calls.get("OK"), where
             last_call = max(
