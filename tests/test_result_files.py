@@ -56,6 +56,48 @@ async def test_short_body_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def _jpeg(width: int, height: int) -> bytes:
+    noise = random.Random(run_seed()).randbytes(width * height * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), noise).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("side", [300, 1400], ids=["in-memory", "spilled-to-disk"])
+async def test_a_jpeg_cut_short_is_refused_and_leaves_nothing(tmp_path: Path, side: int) -> None:
+    """The check decodes a JPEG at reduced scale: a stream that stops early still fails,
+    whether the check reads it from memory or (past SPILL_BYTES) from the file."""
+    data = _jpeg(side, side)
+    assert (len(data) > files.SPILL_BYTES) == (side > 1000)
+    whole = await files.write_stream(tmp_path / "ok", "whole", _chunks(data), "image/jpeg")
+    assert whole.path.read_bytes() == data
+    for cut in (len(data) // 2, len(data) - 64):
+        with pytest.raises(files.NotAnImage, match="truncated"):
+            await files.write_stream(tmp_path / "cut", "cut", _chunks(data[:cut]), "image/jpeg")
+    assert list((tmp_path / "cut").iterdir()) == []
+
+
+async def test_the_rename_asks_only_when_it_cannot_be_vouched_for(tmp_path: Path) -> None:
+    """A result takes its final place without asking while `vouched` says so (a fresh
+    heartbeat); otherwise `confirm` is asked, and one that refuses leaves no file."""
+    asked: list[str] = []
+
+    async def refuse() -> None:
+        asked.append("asked")
+        raise LookupError("taken over")
+
+    data = _jpeg(64, 64)
+    vouched = files.BeforeCommit(confirm=refuse, vouched=lambda: True)
+    written = await files.write_stream(tmp_path, "a", _chunks(data), None, before_commit=vouched)
+    assert written.path == tmp_path / "a.jpg" and asked == []
+
+    unvouched = files.BeforeCommit(confirm=refuse)
+    with pytest.raises(LookupError):
+        await files.write_stream(tmp_path, "b", _chunks(data), None, before_commit=unvouched)
+    assert asked == ["asked"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+
+
 async def test_rewrite_with_another_format_replaces_the_old_file(tmp_path: Path) -> None:
     (tmp_path / "look.png").write_bytes(_png(600))
     buffer = io.BytesIO()

@@ -134,7 +134,7 @@ def report_result(result: RunResult, console: Console) -> None:
 @price_option
 @click.option(
     "--download-workers",
-    default=4,
+    default=16,
     show_default=True,
     type=click.IntRange(1, 64),
     envvar="CHANGECLOTHES_DOWNLOAD_WORKERS",

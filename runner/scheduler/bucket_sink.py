@@ -55,7 +55,7 @@ class BucketSink:
             metadata[REQUEST_ID_KEY] = request_id
         try:
             if before_commit is not None:
-                await before_commit()
+                await before_commit.confirm()
             await self.objects.put_file(
                 ref, checked.temp, content_type=checked.content_type, metadata=metadata
             )

@@ -21,7 +21,7 @@ from runner.scheduler.downloads import (
     fetch_result,
 )
 from runner.scheduler.faults import LOCAL_FAULTS
-from runner.scheduler.files import NotAnImage
+from runner.scheduler.files import BeforeCommit, NotAnImage
 from runner.scheduler.heartbeat import Liveness
 from runner.scheduler.settings import RunSettings, RunStats
 from runner.scheduler.sinks import ResultSink
@@ -117,7 +117,9 @@ class Downloads:
                     job.external_id,
                     limits=self.limits,
                     expires_at=job.result_expires_at,
-                    before_commit=lambda: self._still_ours(job),
+                    before_commit=BeforeCommit(
+                        confirm=lambda: self._still_ours(job), vouched=self._liveness.fresh
+                    ),
                     request_id=job.request_id,
                 )
             except TakenOver:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from yarl import URL
 from runner.api import errors
 from runner.api.request import MAX_RESULT_BYTES
 from runner.clock import utcnow
-from runner.scheduler.files import IncompleteFile, NotAnImage
+from runner.scheduler.files import BeforeCommit, IncompleteFile, NotAnImage
 
 if TYPE_CHECKING:
     from runner.scheduler.sinks import ResultSink, StoredResult
@@ -158,7 +158,7 @@ async def fetch_result(
     limits: DownloadLimits = DownloadLimits(),
     expires_at: datetime | None = None,
     now: Callable[[], datetime] = utcnow,
-    before_commit: Callable[[], Awaitable[None]] | None = None,
+    before_commit: BeforeCommit | None = None,
     request_id: str | None = None,
 ) -> StoredResult:
     """Download `url` into `sink` as `batch/stem.<ext>`, whole or not at all (`before_commit`

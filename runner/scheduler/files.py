@@ -16,10 +16,12 @@ import shutil
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
+from anyio.lowlevel import RunVar
 from PIL import Image, UnidentifiedImageError
 
 from runner.atomic import TEMP_SUFFIX, commit, fsync_dir, fsync_file, naming, temp_name
@@ -37,7 +39,8 @@ _CONTENT_TYPES = {
 
 # The largest result image checked, in pixels (README, "What the runner guarantees"). The
 # API's output has the model photo's resolution, whose sides are under 3000 px (9 MP); a
-# decoded 16 MP image costs 64 MB, so four download workers stay well within memory.
+# decoded 16 MP image costs 64 MB, so at most FILE_THREADS are checked at once, however
+# many downloads run.
 MAX_RESULT_PIXELS = 4096 * 4096
 _CHECKED_FORMATS = tuple(_EXTENSIONS)  # the decoders a result may reach; no others
 
@@ -66,10 +69,11 @@ class WrittenFile:
     size: int
 
 
-def _image_format(path: Path) -> str:
-    """The image's format, or NotAnImage. Only errors opening the file itself (a local
-    fault, not a bad result) pass through as OSError."""
-    with path.open("rb") as fh:
+def _image_format(path: Path, body: bytes | None = None) -> str:
+    """The image's format, or NotAnImage; `body` is the file's content when it is still in
+    memory (read from `path` otherwise). Only errors opening the file itself (a local fault,
+    not a bad result) pass through as OSError."""
+    with BytesIO(body) if body is not None else path.open("rb") as fh:
         try:
             return _checked_format(fh)
         except NotAnImage:
@@ -82,9 +86,13 @@ def _checked_format(fh: BinaryIO) -> str:
     with _open_image(fh) as image:
         fmt = image.format or ""
         image.verify()
-    # verify() checks the structure; a full decode catches truncated pixel data.
+    # verify() checks the structure; decoding catches truncated or broken pixel data.
     fh.seek(0)
     with _open_image(fh) as image:
+        # A JPEG is decoded at 1/8 scale: every byte of its compressed data is still read
+        # and decoded (a truncated or broken stream fails as in a full decode), at a third
+        # of the CPU and 1/64 of the memory. Other formats ignore the draft.
+        image.draft(None, (1, 1))
         image.load()
     return fmt
 
@@ -107,15 +115,10 @@ def _open_image(fh: BinaryIO) -> Image.Image:
     return image
 
 
-def _finish(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
-    final = _final_name(temp, folder, stem, content_type)
-    _clear_other_extensions(final, folder, stem)
-    commit(temp, final)
-    return final
-
-
-def _final_name(temp: Path, folder: Path, stem: str, content_type: str | None) -> Path:
-    fmt = _image_format(temp)
+def _final_name(
+    temp: Path, folder: Path, stem: str, content_type: str | None, body: bytes | None = None
+) -> Path:
+    fmt = _image_format(temp, body)
     ext = _EXTENSIONS.get(fmt) or _CONTENT_TYPES.get((content_type or "").split(";")[0]) or ".img"
     return folder / f"{stem}{ext}"
 
@@ -157,6 +160,48 @@ def writer_gone(path: Path) -> bool:
 SPILL_BYTES = 1024 * 1024  # chunks gathered in memory before they go to the temporary file
 
 
+FILE_THREADS = 4
+_file_threads: RunVar[anyio.CapacityLimiter] = RunVar("changeclothes_file_threads")
+
+
+def file_threads() -> anyio.CapacityLimiter:
+    """The worker threads result files are written and checked in, however many downloads
+    run: each check decodes an image (CPU and memory, see MAX_RESULT_PIXELS), and more
+    threads than cores would only take turns with the event loop."""
+    try:
+        return _file_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(FILE_THREADS)
+        _file_threads.set(limiter)
+        return limiter
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class BeforeCommit:
+    """The last word on whether a checked result may take its final place.
+
+    `confirm` raises to keep it from there (it may ask the database). `vouched` is called in
+    the worker thread that checked the file, just before renaming it: True when `confirm`
+    would surely pass without asking anyone (so it must be quick and thread-safe). The
+    rename then follows in that same thread, with nothing in between that could wait.
+    """
+
+    confirm: Callable[[], Awaitable[None]]
+    vouched: Callable[[], bool] = _never
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """Checked under its temporary name; `before_commit.confirm` decides the rename."""
+
+    temp: Path
+    final: Path
+
+
 async def write_stream(
     folder: Path,
     stem: str,
@@ -164,7 +209,7 @@ async def write_stream(
     content_type: str | None,
     expected_size: int | None = None,
     *,
-    before_commit: Callable[[], Awaitable[None]] | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> WrittenFile:
     """Stream `chunks` to a temporary file in `folder`, fsync, check it decodes, rename it to
     `folder/stem.<ext>`; raises NotAnImage for junk and IncompleteFile for a short body.
@@ -174,28 +219,34 @@ async def write_stream(
     and memory stays bounded whatever the size.
     """
     spool = _Spool(folder, stem)
+    vouched = before_commit.vouched if before_commit is not None else None
     try:
         await spool.take(chunks, expected_size)
-        if before_commit is None:
-            final = await anyio.to_thread.run_sync(
-                _store, folder, stem, spool.temp, spool.pending, content_type
-            )
-        else:
-            ready, final = await anyio.to_thread.run_sync(
-                _prepare, folder, stem, spool.temp, spool.pending, content_type
-            )
-            spool.temp = ready  # removed if what follows fails
+        stored = await anyio.to_thread.run_sync(
+            _store,
+            folder,
+            stem,
+            spool.temp,
+            spool.pending,
+            content_type,
+            vouched,
+            limiter=file_threads(),
+        )
+        if isinstance(stored, _Unconfirmed):
+            assert before_commit is not None
+            spool.temp = stored.temp  # removed if what follows fails
             # The last word on whether the file may be written, with nothing between it and
             # the rename that could wait.
-            await before_commit()
-            _clear_other_extensions(final, folder, stem)
-            os.replace(ready, final)
+            await before_commit.confirm()
+            _clear_other_extensions(stored.final, folder, stem)
+            os.replace(stored.temp, stored.final)
             spool.temp = None
-            await anyio.to_thread.run_sync(fsync_dir, final.parent)
+            await anyio.to_thread.run_sync(fsync_dir, folder)
+            stored = stored.final
     except BaseException:
         await spool.discard()
         raise
-    return WrittenFile(final, spool.digest.hexdigest(), spool.size)
+    return WrittenFile(stored, spool.digest.hexdigest(), spool.size)
 
 
 @dataclass(frozen=True)
@@ -230,7 +281,7 @@ async def spool_checked(
     try:
         await spool.take(chunks, expected_size)
         ready, final = await anyio.to_thread.run_sync(
-            _prepare, folder, stem, spool.temp, spool.pending, content_type
+            _prepare, folder, stem, spool.temp, spool.pending, content_type, limiter=file_threads()
         )
     except BaseException:
         await spool.discard()
@@ -261,7 +312,7 @@ class _Spool:
             pending_size += len(chunk)
             if pending_size >= SPILL_BYTES:
                 self.temp = await anyio.to_thread.run_sync(
-                    _append, self.folder, self.stem, self.temp, self.pending
+                    _append, self.folder, self.stem, self.temp, self.pending, limiter=file_threads()
                 )
                 self.pending, pending_size = [], 0
         if expected_size is not None and self.size != expected_size:
@@ -273,23 +324,38 @@ class _Spool:
                 await anyio.to_thread.run_sync(self.temp.unlink, True)
 
 
-def _append(folder: Path, stem: str, temp: Path | None, parts: list[bytes]) -> Path:
+def _append(
+    folder: Path, stem: str, temp: Path | None, parts: list[bytes], *, sync: bool = False
+) -> Path:
+    """`parts` added to the temporary file (created when `temp` is None); `sync`: fsynced
+    too, through the same open file."""
     if temp is None:
         folder.mkdir(parents=True, exist_ok=True)
         temp = temp_path(folder, stem)
     with naming(temp), temp.open("ab") as fh:
         fh.writelines(parts)
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
     return temp
+
+
+def _last_part(
+    folder: Path, stem: str, temp: Path | None, parts: list[bytes]
+) -> tuple[Path, bytes | None]:
+    """The rest of the body written and fsynced; with the whole body when none of it had
+    spilled to the file before (the check then reads memory, not the file again)."""
+    whole = b"".join(parts) if temp is None else None
+    return _append(folder, stem, temp, [whole] if whole is not None else parts, sync=True), whole
 
 
 def _prepare(
     folder: Path, stem: str, temp: Path | None, parts: list[bytes], content_type: str | None
 ) -> tuple[Path, Path]:
     """Written, fsynced and checked: the temporary file and the name it is to have."""
-    temp = _append(folder, stem, temp, parts)
+    temp, whole = _last_part(folder, stem, temp, parts)
     try:
-        fsync_file(temp)
-        return temp, _final_name(temp, folder, stem, content_type)
+        return temp, _final_name(temp, folder, stem, content_type, whole)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
@@ -297,13 +363,23 @@ def _prepare(
 
 
 def _store(
-    folder: Path, stem: str, temp: Path | None, parts: list[bytes], content_type: str | None
-) -> Path:
-    temp = _append(folder, stem, temp, parts)
+    folder: Path,
+    stem: str,
+    temp: Path | None,
+    parts: list[bytes],
+    content_type: str | None,
+    vouched: Callable[[], bool] | None = None,
+) -> Path | _Unconfirmed:
+    """Written, fsynced, checked and renamed into place; left under its temporary name
+    (`_Unconfirmed`) when `vouched` is given and cannot vouch for the rename."""
+    temp, whole = _last_part(folder, stem, temp, parts)
     try:
-        with naming(temp):
-            fsync_file(temp)
-        return _finish(temp, folder, stem, content_type)
+        final = _final_name(temp, folder, stem, content_type, whole)
+        if vouched is not None and not vouched():
+            return _Unconfirmed(temp, final)
+        _clear_other_extensions(final, folder, stem)
+        commit(temp, final)
+        return final
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ class StopReason(StrEnum):
 class RunSettings:
     out_dir: Path  # the results folder; with a bucket, the state folder again
     concurrency: int = 1
-    download_workers: int = 4
+    download_workers: int = 16
     rsp_img_type: str = "url"
     batch: str | None = None
     until: datetime | None = None  # stop claiming at this moment

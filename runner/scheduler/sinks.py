@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from runner.objects import is_bucket_url
-from runner.scheduler.files import copy_result, write_stream
+from runner.scheduler.files import BeforeCommit, copy_result, write_stream
 from runner.scheduler.settings import RunSettings
 
 if TYPE_CHECKING:
     from runner.objects.client import SharedObjectStore
 
 log = logging.getLogger(__name__)
-
-BeforeCommit = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
