@@ -98,6 +98,24 @@ async def test_the_rename_asks_only_when_it_cannot_be_vouched_for(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
 
 
+@pytest.mark.parametrize("side", [300, 1400], ids=["in-memory", "spilled-to-disk"])
+async def test_a_failing_fsync_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int
+) -> None:
+    """A disk that fails the fsync (EIO, ENOSPC) fails the result, naming the file, and
+    leaves nothing behind, whether or not the body had spilled to disk before."""
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    data = _jpeg(side, side)
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
+    with pytest.raises(OSError) as raised:
+        await files.write_stream(tmp_path, "r", _chunks(data), "image/jpeg")
+    assert raised.value.filename and files.TEMP_PREFIX in raised.value.filename
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_rewrite_with_another_format_replaces_the_old_file(tmp_path: Path) -> None:
     (tmp_path / "look.png").write_bytes(_png(600))
     buffer = io.BytesIO()

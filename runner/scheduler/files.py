@@ -329,14 +329,21 @@ def _append(
 ) -> Path:
     """`parts` added to the temporary file (created when `temp` is None); `sync`: fsynced
     too, through the same open file."""
+    created = temp is None
     if temp is None:
         folder.mkdir(parents=True, exist_ok=True)
         temp = temp_path(folder, stem)
-    with naming(temp), temp.open("ab") as fh:
-        fh.writelines(parts)
-        if sync:
-            fh.flush()
-            os.fsync(fh.fileno())
+    try:
+        with naming(temp), temp.open("ab") as fh:
+            fh.writelines(parts)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        if created:  # no caller knows its name yet
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+        raise
     return temp
 
 

@@ -104,10 +104,11 @@ class SharedSlots:
 
     async def _claim_then_slot(self, backoff: AccountBackoff, batch: str | None) -> Started | None:
         if not self._claimed:
-            # A round of slots' worth of jobs in one statement, claimed while the current
-            # calls run: slots freed while the claim commits are refilled at once, and at a
-            # high rate of short calls one claim feeds many of them.
-            claim = await self._claim(batch, up_to=self.local.effective)
+            # The free slots' worth of jobs in one statement, and at least half a round,
+            # claimed while the current calls run: slots freed while the claim commits are
+            # refilled at once, and at a high rate of short calls one claim feeds many.
+            free = self.local.effective - self.local.in_flight
+            claim = await self._claim(batch, up_to=max(free, (self.local.effective + 1) // 2))
             if claim.job is None:
                 return None
             # The first claim may find the account's number set: that job comes with a lease.
@@ -145,19 +146,10 @@ class SharedSlots:
     async def _claim(self, batch: str | None, up_to: int = 1) -> account.Claim:
         await self._write_reactions()
         started = self.liveness.now()
-        # Soon after a renewal (a claim or a beat) no one can have declared this runner
-        # dead: the claim leaves its heartbeat alone, one statement fewer.
-        renew = not self.liveness.fresh()
         claim = await account.claim_with_lease(
-            self.store,
-            self.runner_id,
-            self.stale_after,
-            batch=batch,
-            up_to=up_to,
-            renew_heartbeat=renew,
+            self.store, self.runner_id, self.stale_after, batch=batch, up_to=up_to
         )
-        if renew:
-            self.liveness.renewed(started)  # the claim renewed this runner's heartbeat
+        self.liveness.renewed(started)  # the claim renewed this runner's heartbeat
         newly_set = self.account.concurrency is None and claim.account.concurrency is not None
         if newly_set and self.local.limit > (claim.account.concurrency or 0):
             log.info(

@@ -84,17 +84,14 @@ async def claim_with_lease(
     batch: str | None = None,
     now: datetime | None = None,
     up_to: int = 1,
-    renew_heartbeat: bool = True,
 ) -> Claim:
     """Renew this runner's heartbeat (DeclaredDead: stop), then, if the account has a lease
     free, claim the oldest due job and take a lease for it, all in one transaction. Without
     a number set for the account, the job comes without a lease, and with up to `up_to` - 1
-    more jobs claimed in the same statement. A caller that renewed its heartbeat so recently
-    that no one can have declared it dead may skip the renewal (`renew_heartbeat`)."""
+    more jobs claimed in the same statement."""
     now = now or utcnow()
     async with store.transaction(immediate=True) as conn:
-        if renew_heartbeat:
-            await renew(conn, runner_id, stale_after)
+        await renew(conn, runner_id, stale_after)
         account = await _account(conn, lock=True)
         limit = account.limit
         if limit is not None:
