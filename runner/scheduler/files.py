@@ -242,11 +242,11 @@ async def write_stream(
             os.replace(stored.temp, stored.final)
             spool.temp = None
             await anyio.to_thread.run_sync(fsync_dir, folder)
-            stored = stored.final
+        final = stored.final if isinstance(stored, _Unconfirmed) else stored
     except BaseException:
         await spool.discard()
         raise
-    return WrittenFile(stored, spool.digest.hexdigest(), spool.size)
+    return WrittenFile(final, spool.digest.hexdigest(), spool.size)
 
 
 @dataclass(frozen=True)
@@ -379,18 +379,17 @@ def _store(
 ) -> Path | _Unconfirmed:
     """Written, fsynced, checked and renamed into place; left under its temporary name
     (`_Unconfirmed`) when `vouched` is given and cannot vouch for the rename."""
-    temp, whole = _last_part(folder, stem, temp, parts)
+    temp, final = _prepare(folder, stem, temp, parts, content_type)
+    if vouched is not None and not vouched():
+        return _Unconfirmed(temp, final)
     try:
-        final = _final_name(temp, folder, stem, content_type, whole)
-        if vouched is not None and not vouched():
-            return _Unconfirmed(temp, final)
         _clear_other_extensions(final, folder, stem)
         commit(temp, final)
-        return final
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
         raise
+    return final
 
 
 async def write_bytes(folder: Path, stem: str, data: bytes) -> WrittenFile:
