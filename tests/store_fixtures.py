@@ -37,7 +37,10 @@ async def fresh_pg_database() -> AsyncIterator[str]:
         pytest.skip(f"{PG_ENV} is not set")
     url = make_url(base).set(drivername="postgresql+asyncpg")
     name = f"cc_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    # Bounded: a test's clean-up must never wait forever on a server that stopped answering.
+    admin = create_async_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"timeout": 30, "command_timeout": 120}
+    )
     try:
         async with admin.connect() as conn:
             await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
