@@ -3,6 +3,7 @@ demo and serves the sample images."""
 
 from __future__ import annotations
 
+import fcntl
 import re
 import subprocess
 import sys
@@ -17,9 +18,27 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with only the built wheel (and its dependencies) installed: its bin/."""
-    work = tmp_path_factory.mktemp("wheel")
+def installed(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A fresh venv with only the built wheel (and its dependencies) installed: its bin/.
+
+    Built once per test run, however many pytest-xdist workers run these tests: the build
+    and install take a core for a minute, which the other tests of a 2-core machine feel.
+    The first worker builds under a file lock in the run's shared folder; the others wait
+    for it and use the same venv (the tests only read it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    work = shared / "wheel"
+    ready = work / "ready"
+    with (shared / "wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not ready.exists():
+            _build_and_install(work)
+            ready.touch()
+    return work / "venv" / "bin"
+
+
+def _build_and_install(work: Path) -> None:
+    work.mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(work)],
         check=True,
@@ -35,7 +54,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         timeout=900,
     )
-    return venv / "bin"
 
 
 def _clean_env(home: Path) -> dict[str, str]:
