@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
-from anyio.abc import Process
+from anyio.abc import ByteReceiveStream, Process
 from sqlalchemy.exc import DBAPIError
 
 from runner.fake import FakeServer, serve_fake
@@ -95,7 +95,7 @@ async def finish(process: Process) -> tuple[int, str]:
     assert process.stderr is not None and process.stdout is not None
     logged: dict[str, bytes] = {}
 
-    async def drain(name: str, stream: Any) -> None:
+    async def drain(name: str, stream: ByteReceiveStream) -> None:
         logged[name] = b"".join([chunk async for chunk in stream])
 
     with anyio.fail_after(240):
